@@ -1,0 +1,152 @@
+"""Earthdata credentials: a bearer token for https links, temporary S3 keys for s3:// links.
+
+Sources, first that gives a value: `EARTHDATA_TOKEN`; `EARTHDATA_USERNAME`/`EARTHDATA_PASSWORD`
+(exchanged once for a token at URS); SSM SecureString parameters named by the
+`EARTHDATA_*_PARAMETER` settings (how Lambda workers get them, with their own role). Without any,
+checks still run and protected data come out `forbidden`. Every secret is registered with
+`result.register_secret`, so no log line, result or exception carries it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import requests
+
+from .result import register_secret, scrub
+from .settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+# Temporary S3 credentials live about an hour; renew this long before they expire.
+_S3_CREDENTIALS_MARGIN_S = 300
+
+
+class AuthError(Exception):
+    """Credentials could not be obtained (the message holds no secrets)."""
+
+
+@dataclass(frozen=True)
+class S3Credentials:
+    access_key_id: str
+    secret_access_key: str
+    session_token: str
+    expires_at: float  # epoch seconds
+
+    def __repr__(self) -> str:  # never print the keys, even in a debugger or traceback
+        return f"S3Credentials(expires_at={self.expires_at})"
+
+
+class EarthdataAuth:
+    """Resolves credentials lazily and caches them; safe to share between threads."""
+
+    def __init__(self, settings: Settings | None = None):
+        self.settings = settings or get_settings()
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._token_resolved = False
+        self._s3: dict[str, S3Credentials] = {}
+
+    def token(self) -> str | None:
+        with self._lock:
+            if not self._token_resolved:
+                self._token = self._resolve_token()
+                self._token_resolved = True
+                register_secret(self._token)
+            return self._token
+
+    def _resolve_token(self) -> str | None:
+        settings = self.settings
+        if settings.earthdata_token:
+            return settings.earthdata_token.get_secret_value()
+        username = settings.earthdata_username
+        password = settings.earthdata_password.get_secret_value() if settings.earthdata_password else None
+        if settings.earthdata_token_parameter:
+            token = _ssm_secret(settings.earthdata_token_parameter)
+            if token:
+                return token
+        if not (username and password) and settings.earthdata_username_parameter:
+            username = _ssm_secret(settings.earthdata_username_parameter)
+            password = _ssm_secret(settings.earthdata_password_parameter) if settings.earthdata_password_parameter else None
+        if username and password:
+            register_secret(password)
+            return self._token_from_login(username, password)
+        return None
+
+    def _token_from_login(self, username: str, password: str) -> str:
+        """URS hands out (or creates) a bearer token for a username and password."""
+        url = f"{self.settings.urs_url}/api/users/find_or_create_token"
+        try:
+            response = requests.post(url, auth=(username, password), timeout=self.settings.cmr_timeout)
+        except requests.RequestException as error:
+            raise AuthError(scrub(f"Earthdata login failed: {type(error).__name__}: {error}")) from None
+        if response.status_code != 200:
+            raise AuthError(f"Earthdata login failed: HTTP {response.status_code}")
+        token = response.json().get("access_token")
+        if not token:
+            raise AuthError("Earthdata login answered without an access token")
+        return token
+
+    @property
+    def has_credentials(self) -> bool:
+        return self.token() is not None
+
+    def s3_credentials(self, endpoint: str, timeout: float) -> S3Credentials:
+        """Temporary S3 keys from a DAAC's s3credentials endpoint, cached until near expiry."""
+        with self._lock:
+            cached = self._s3.get(endpoint)
+            if cached and cached.expires_at - time.time() > _S3_CREDENTIALS_MARGIN_S:
+                return cached
+        token = self.token()
+        if token is None:
+            raise AuthError("no Earthdata credentials: direct S3 access needs them")
+        try:
+            response = requests.get(
+                endpoint, headers={"Authorization": f"Bearer {token}"}, timeout=timeout
+            )
+        except requests.RequestException as error:
+            raise AuthError(scrub(f"s3credentials request failed: {type(error).__name__}: {error}")) from None
+        if response.status_code in (401, 403):
+            raise AuthError(f"s3credentials endpoint refused the credentials (HTTP {response.status_code})")
+        if response.status_code != 200:
+            raise AuthError(f"s3credentials endpoint answered HTTP {response.status_code}")
+        try:
+            body = response.json()
+            credentials = S3Credentials(
+                access_key_id=body["accessKeyId"],
+                secret_access_key=body["secretAccessKey"],
+                session_token=body["sessionToken"],
+                expires_at=_parse_expiration(body.get("expiration")),
+            )
+        except (ValueError, KeyError, TypeError) as error:
+            raise AuthError(f"s3credentials endpoint answered an unexpected body ({type(error).__name__})") from None
+        for secret in (credentials.access_key_id, credentials.secret_access_key, credentials.session_token):
+            register_secret(secret)
+        with self._lock:
+            self._s3[endpoint] = credentials
+        return credentials
+
+
+def _parse_expiration(value: str | None) -> float:
+    """s3credentials answers e.g. '2024-10-11 12:00:00+00:00'; assume an hour when absent."""
+    if not value:
+        return time.time() + 3600
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.timestamp()
+
+
+def _ssm_secret(name: str) -> str | None:
+    import boto3
+
+    try:
+        value = boto3.client("ssm").get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+    except Exception as error:  # any AWS failure: report the parameter name, never a value
+        raise AuthError(f"could not read SSM parameter {name}: {type(error).__name__}") from None
+    register_secret(value)
+    return value or None

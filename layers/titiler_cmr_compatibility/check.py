@@ -1,0 +1,429 @@
+"""The compatibility check: can titiler-cmr render a map tile from this collection, and if not, why.
+
+One collection, in order: its record, a random granule, a data link, the format (the first
+bytes decide), one open of the file, a tileable variable (and group), and tile 0/0/0 rendered
+to PNG with titiler-cmr's engines. Every outcome, including the unexpected, is a `CheckResult`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from importlib.metadata import PackageNotFoundError, version
+
+import h5netcdf
+import xarray as xr
+
+from .auth import AuthError, EarthdataAuth
+from .cmr import CMRClient, CMRError
+from .deadline import CheckTimeout, Deadline, run_with_timeout
+from .formats import (
+    BACKEND_FOR_CONTAINER,
+    UNSUPPORTED_CONTAINER_REASONS,
+    Backend,
+    Container,
+    describe_mismatch,
+    extension_of,
+    looks_like_login_page,
+    sniff,
+)
+from .readers import DataAccessError, RasterioOpener, RemoteFile, open_remote
+from .result import CheckResult, Reason
+from .settings import AccessType, Settings, get_settings
+from .tiles import TileFailure, prepare_variable, render_rasterio, render_xarray, tiles_url
+from .umm import CollectionInfo, GranuleInfo, read_granule
+from .variables import Candidate, candidates, explain
+
+log = logging.getLogger(__name__)
+
+# A granule may list many files (HLS lists 15 bands); missing ones (404) are skipped up to this.
+MAX_LINKS_TRIED = 16
+# Tileable variables tried in turn before the tile test is declared failed.
+MAX_VARIABLES_TRIED = 3
+# Groups looked into when the root has nothing to tile (HDF-EOS files can hold hundreds).
+MAX_GROUPS = 200
+
+
+@cache
+def engine_versions() -> dict[str, str]:
+    import h5py
+    import rasterio
+
+    versions = {"gdal": rasterio.__gdal_version__, "hdf5": h5py.version.hdf5_version}
+    for package in (
+        "titiler-cmr-compatibility", "rasterio", "rio-tiler", "titiler-xarray", "xarray",
+        "h5netcdf", "h5py", "obstore", "numpy",
+    ):  # fmt: skip
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+@dataclass
+class _Progress:
+    """What a check has done so far; read by the timeout path while the check may still run."""
+
+    result: CheckResult
+    stage: str = "cmr"
+    remote: RemoteFile | None = None
+    started: float = field(default_factory=time.monotonic)
+    cmr: CMRClient | None = None
+
+    def finish(self) -> CheckResult:
+        result = self.result
+        result.duration_s = round(time.monotonic() - self.started, 3)
+        if self.remote is not None:
+            result.bytes_read = self.remote.stats.bytes_read
+            result.data_requests = self.remote.stats.requests
+            result.file_size = self.remote.size
+        if self.cmr is not None:
+            result.cmr_requests = self.cmr.requests_made
+        return result
+
+
+# What an unexpected error means depends on where it happened.
+_REASON_FOR_STAGE = {
+    "cmr": Reason.CMR_ERROR,
+    "link": Reason.FAILED_TO_EXTRACT_URL,
+    "open": Reason.CANT_OPEN_FILE,
+    "variables": Reason.CANT_EXTRACT_VARIABLES,
+    "tile": Reason.TILE_GENERATION_FAILED,
+}
+
+
+def check_collection(
+    collection_concept_id: str,
+    *,
+    collection: dict | CollectionInfo | None = None,
+    granule_id: str | None = None,
+    access_type: AccessType | None = None,
+    timeout: float | None = None,
+    settings: Settings | None = None,
+    auth: EarthdataAuth | None = None,
+    rng: random.Random | None = None,
+) -> CheckResult:
+    """Check one collection. `collection` is its UMM-JSON item or the compact record a survey
+    marker stores (saves a CMR request); otherwise it is fetched. Never raises."""
+    settings = settings or get_settings()
+    timeout = timeout or settings.check_timeout
+    deadline = Deadline(timeout)
+    progress = _Progress(
+        CheckResult(
+            collection_concept_id=collection_concept_id,
+            checked_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            engine_versions=engine_versions(),
+        )
+    )
+    progress.cmr = CMRClient(settings, deadline)
+
+    def run() -> CheckResult:
+        try:
+            _check(progress, collection, granule_id, access_type or settings.access_type, settings,
+                   auth or EarthdataAuth(settings), deadline, rng)  # fmt: skip
+        except Exception as error:  # every failure is a result, never an exception out of here
+            _record_unexpected(progress, error)
+        return progress.finish()
+
+    def on_timeout() -> CheckResult:
+        snapshot = _Progress(progress.result.model_copy(deep=True), progress.stage, progress.remote,
+                             progress.started, progress.cmr)  # fmt: skip
+        snapshot.result.fail(Reason.TIMEOUT, f"the check ran past its {timeout:g} s limit (while at: {progress.stage})")
+        return snapshot.finish()
+
+    return run_with_timeout(run, timeout, on_timeout)
+
+
+def _record_unexpected(progress: _Progress, error: Exception) -> None:
+    result = progress.result
+    remote_failure = progress.remote.failure if progress.remote else None
+    if isinstance(error, CheckTimeout):
+        result.fail(Reason.TIMEOUT, str(error))
+    elif isinstance(error, DataAccessError):
+        result.fail(error.reason, str(error))
+    elif remote_failure is not None:  # an engine wrapped our read error in its own
+        result.fail(remote_failure.reason, str(remote_failure))
+    elif isinstance(error, CMRError):
+        result.fail(Reason.CMR_ERROR, str(error))
+    elif isinstance(error, AuthError):
+        result.fail(Reason.FORBIDDEN, str(error))
+    elif isinstance(error, MemoryError):
+        result.fail(_REASON_FOR_STAGE[progress.stage], f"ran out of memory at stage {progress.stage}")
+    else:
+        log.exception("unexpected error at %s for %s", progress.stage, result.collection_concept_id)
+        result.fail(_REASON_FOR_STAGE[progress.stage], f"{type(error).__name__}: {error}")
+
+
+def _check(
+    progress: _Progress,
+    collection: dict | CollectionInfo | None,
+    granule_id: str | None,
+    access_type: AccessType,
+    settings: Settings,
+    auth: EarthdataAuth,
+    deadline: Deadline,
+    rng: random.Random | None,
+) -> None:
+    result, cmr = progress.result, progress.cmr
+    assert cmr is not None
+    concept_id = result.collection_concept_id
+
+    info = _collection_info(cmr, concept_id, collection)
+    if info is None:
+        result.fail(Reason.NO_GRANULE_FOUND, f"CMR has no collection {concept_id}, so no granule")
+        return
+    result.collection_short_name_and_version = info.short_name_and_version
+    result.data_center = info.data_center
+    result.format = info.format
+    family = info.format_family
+    result.format_family = family.value if family else None
+    result.processing_level = info.processing_level
+    result.num_granules = info.granule_count
+
+    if granule_id:
+        granule = cmr.granule(granule_id)
+    else:
+        granule, hits = cmr.random_granule(concept_id, info.granule_count, rng)
+        result.num_granules = hits
+    if granule is None:
+        what = f"granule {granule_id} was not found" if granule_id else "CMR lists no granule"
+        result.fail(Reason.NO_GRANULE_FOUND, f"{what} for {concept_id}")
+        return
+
+    progress.stage = "link"
+    granule_info = read_granule(granule, access_type, family)
+    result.concept_id = granule_info.concept_id
+    result.access_type = granule_info.access_type
+    if not granule_info.links:
+        skipped = f" (only: {', '.join(granule_info.skipped[:3])})" if granule_info.skipped else ""
+        result.fail(Reason.FAILED_TO_EXTRACT_URL, f"the granule has no https or s3 data link{skipped}")
+        return
+
+    progress.stage = "open"
+    credentials_endpoint = (
+        info.s3_credentials_endpoint or granule_info.s3_credentials_endpoint or _daac_credentials_endpoint(info)
+    )
+    remote = _open_first_available(progress, granule_info, auth, settings, deadline, credentials_endpoint)
+    if remote is None:
+        return
+
+    container = sniff(remote.head)
+    result.container = container.value
+    backend = BACKEND_FOR_CONTAINER.get(container)
+    if backend is None:
+        if container in (Container.HTML, Container.XML) and looks_like_login_page(remote.head):
+            result.fail(Reason.FORBIDDEN, "the data host answered with the Earthdata login page")
+        else:
+            said = f"; metadata format: {info.format!r}" if info.format else ""
+            message = UNSUPPORTED_CONTAINER_REASONS[container] + describe_mismatch(family, container)
+            result.fail(Reason.UNSUPPORTED_FORMAT, message + said)
+        return
+    result.backend = backend
+    temporal = granule_info.temporal
+    if backend is Backend.RASTERIO:
+        _check_rasterio(progress, remote, temporal, settings)
+    else:
+        _check_xarray(progress, remote, temporal, settings)
+
+
+def _collection_info(cmr: CMRClient, concept_id: str, given: dict | CollectionInfo | None) -> CollectionInfo | None:
+    if isinstance(given, CollectionInfo):
+        return given
+    if given is not None:
+        return CollectionInfo.from_umm(given)
+    item = cmr.collection(concept_id)
+    return CollectionInfo.from_umm(item) if item else None
+
+
+def _daac_credentials_endpoint(info: CollectionInfo) -> str | None:
+    from earthaccess.daac import DAACS
+
+    for daac in DAACS:
+        if info.provider in daac["cloud-providers"] + daac["on-prem-providers"] and daac.get("s3-credentials"):
+            return daac["s3-credentials"]
+    return None
+
+
+def _open_first_available(
+    progress: _Progress,
+    granule_info: GranuleInfo,
+    auth: EarthdataAuth,
+    settings: Settings,
+    deadline: Deadline,
+    credentials_endpoint: str | None,
+) -> RemoteFile | None:
+    """Open the best link; a missing file (404) moves on to the granule's next link."""
+    result = progress.result
+    missing: list[str] = []
+    for link in granule_info.links[:MAX_LINKS_TRIED]:
+        result.data_url = link.url
+        result.extension = extension_of(link.url)
+        try:
+            progress.remote = open_remote(link, auth, settings, deadline, credentials_endpoint)
+            return progress.remote
+        except DataAccessError as error:
+            if error.reason is Reason.DATA_UNAVAILABLE and "404" in str(error):
+                missing.append(link.url)
+                continue
+            result.fail(error.reason, str(error))
+            return None
+    result.fail(
+        Reason.DATA_UNAVAILABLE,
+        f"none of the granule's {len(missing)} data files exists (404); first: {missing[0]}",
+    )
+    return None
+
+
+def _check_rasterio(progress: _Progress, remote: RemoteFile, temporal, settings: Settings) -> None:
+    result = progress.result
+    name = remote.url.split("://", 1)[-1]
+    try:
+        progress.stage = "tile"
+        _png, bands = render_rasterio(RasterioOpener(remote, name), name)
+    except TileFailure as failure:
+        result.data_variables = failure.bands
+        _fail_tile(progress, failure)
+        return
+    except Exception as error:
+        _fail_open(progress, error)
+        return
+    result.data_variables = bands
+    _compatible(progress, tiles_url(settings.titiler_endpoint, Backend.RASTERIO, result.collection_concept_id, temporal))
+
+
+def _check_xarray(progress: _Progress, remote: RemoteFile, temporal, settings: Settings) -> None:
+    result = progress.result
+    try:
+        h5file = h5netcdf.File(remote.open(), "r", phony_dims="sort")
+    except Exception as error:
+        _fail_open(progress, error)
+        return
+    with h5file:
+        progress.stage = "variables"
+        found = _find_variable(progress, h5file)
+        if found is None:
+            return
+        group, ds, tileable = found
+        progress.stage = "tile"
+        first_failure: TileFailure | None = None
+        for candidate in tileable[:MAX_VARIABLES_TRIED]:
+            prepared, selectors = prepare_variable(ds, candidate)
+            try:
+                render_xarray(remote.url, prepared, candidate.name)
+            except TileFailure as failure:
+                first_failure = first_failure or failure
+                if remote.failure is not None:
+                    break  # the data host failed, not the variable: another one will not help
+                continue
+            result.variable = candidate.name
+            url = tiles_url(settings.titiler_endpoint, Backend.XARRAY, result.collection_concept_id, temporal,
+                            variable=candidate.name, group=group, selectors=selectors)  # fmt: skip
+            _compatible(progress, url)
+            return
+        result.variable = tileable[0].name
+        assert first_failure is not None
+        _fail_tile(progress, first_failure)
+
+
+def _open_group(h5file: h5netcdf.File, group: str | None) -> xr.Dataset:
+    """A lazily loaded dataset of one group of the already open file (no new file handle)."""
+    store = xr.backends.H5NetCDFStore(h5file, group=group, lock=False)
+    return xr.open_dataset(store, decode_times=False, decode_coords="all", chunks=None)
+
+
+def _group_paths(h5file: h5netcdf.File) -> list[str]:
+    paths: list[str] = []
+    pending = [h5file]
+    while pending and len(paths) < MAX_GROUPS:
+        node = pending.pop(0)
+        for child in node.groups.values():
+            paths.append(child.name)
+            pending.append(child)
+    return paths[:MAX_GROUPS]
+
+
+def _find_variable(progress: _Progress, h5file: h5netcdf.File) -> tuple[str | None, xr.Dataset, list[Candidate]] | None:
+    """The root if it has a tileable variable, else the group whose best variable is best."""
+    result = progress.result
+    root = _open_group(h5file, None)
+    judged = candidates(root)
+    result.data_variables = [c.name for c in judged]
+    groups = _group_paths(h5file)
+    result.groups = groups or None
+    if judged and judged[0].tileable:
+        return None, root, [c for c in judged if c.tileable]
+
+    best: tuple[str | None, xr.Dataset, list[Candidate]] = (None, root, judged)
+    unopenable: list[str] = []
+    for path in groups:
+        try:
+            ds = _open_group(h5file, path)
+        except Exception as error:  # one odd group must not hide the others
+            unopenable.append(f"{path}: {type(error).__name__}: {error}")
+            continue
+        group_judged = candidates(ds)
+        if group_judged and (not best[2] or group_judged[0].rank() < best[2][0].rank()):
+            best = (path, ds, group_judged)
+    group, ds, judged = best
+    if judged and judged[0].tileable:
+        result.group = group
+        result.data_variables = [c.name for c in judged]
+        return group, ds, [c for c in judged if c.tileable]
+
+    if group is not None:
+        result.group = group
+        result.data_variables = [c.name for c in judged]
+    where = f" in group {group}" if group else ""
+    if any(c.lacks_xy for c in judged):
+        result.fail(Reason.NO_XY_DIMENSIONS, f"no variable{where} has X/Y dimensions titiler-cmr recognises: {explain(judged)}")
+    elif judged:
+        result.fail(Reason.CANT_EXTRACT_VARIABLES, f"no variable{where} can be tiled: {explain(judged)}")
+    elif unopenable:
+        result.fail(Reason.GROUP_STRUCTURE, f"the data sit in groups that cannot be opened: {'; '.join(unopenable[:3])}")
+    else:
+        result.fail(Reason.CANT_EXTRACT_VARIABLES, "the file holds no data variables")
+    return None
+
+
+def _fail_open(progress: _Progress, error: Exception) -> None:
+    remote = progress.remote
+    if remote is not None and remote.failure is not None:
+        progress.result.fail(remote.failure.reason, str(remote.failure))
+        return
+    message = f"{type(error).__name__}: {error}"
+    container = progress.result.container
+    if container:
+        message = f"the {container} file could not be opened: {message}"
+    progress.result.fail(Reason.CANT_OPEN_FILE, message)
+
+
+def _fail_tile(progress: _Progress, failure: TileFailure) -> None:
+    remote = progress.remote
+    if remote is not None and remote.failure is not None:
+        progress.result.fail(remote.failure.reason, str(remote.failure))
+        return
+    text = str(failure)
+    lowered = text.lower()
+    if "x and y" in lowered or "x/y" in lowered:
+        reason = Reason.NO_XY_DIMENSIONS
+    elif "decode" in lowered or "can only convert an array of size 1" in lowered:
+        reason = Reason.DECODE_ERROR
+    elif "not aligned with its parents" in lowered:
+        reason = Reason.GROUP_NOT_ALIGNED_WITH_PARENTS
+    else:
+        reason = Reason.TILE_GENERATION_FAILED
+    progress.result.fail(reason, f"tile 0/0/0 failed: {text}")
+
+
+def _compatible(progress: _Progress, url: str) -> None:
+    result = progress.result
+    result.tiling_compatible = True
+    result.incompatible_reason = None
+    result.error_message = None
+    result.tiles_url = url
+

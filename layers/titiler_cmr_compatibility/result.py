@@ -1,0 +1,134 @@
+"""The record a check produces: the predecessor's 17 report keys, plus what users need now."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from .formats import Backend
+
+
+class Reason(StrEnum):
+    """Why a collection is not tiling-compatible.
+
+    The first twelve are the predecessor's values, same names and meanings, so old and new
+    reports can be compared. The ones after them are new, each for a case none of those fits.
+    """
+
+    UNSUPPORTED_FORMAT = "unsupported_format"  # the bytes are a format titiler-cmr cannot read
+    CANT_OPEN_FILE = "cant_open_file"  # a supported format that its engine failed to open
+    TILE_GENERATION_FAILED = "tile_generation_failed"  # opened, variable found, tile failed
+    NO_GRANULE_FOUND = "no_granule_found"  # CMR lists no granule for the collection
+    FAILED_TO_EXTRACT_URL = "failed_to_extract_url"  # the granule has no usable data link
+    TIMEOUT = "timeout"  # the check ran past its time limit
+    CANT_EXTRACT_VARIABLES = "cant_extract_variables"  # the file holds no data variables
+    GROUP_STRUCTURE = "group_structure"  # the data sit in groups and no group can be tiled
+    NO_XY_DIMENSIONS = "no_xy_dimensions"  # no variable has two dimensions titiler-cmr sees as X/Y
+    FORBIDDEN = "forbidden"  # 401/403 or the Earthdata login page instead of data
+    DECODE_ERROR = "decode_error"  # xarray could not decode the chosen variable
+    GROUP_NOT_ALIGNED_WITH_PARENTS = "group_not_aligned_with_parents"  # xarray's datatree refuses
+    # New: CMR itself failed (5xx/429/connection) after all retries. Says nothing about the
+    # collection, so a re-run should retry it (`--reprocess-reason cmr_error`).
+    CMR_ERROR = "cmr_error"
+    # New: the data host failed (404, 5xx, connection) after retries; the data may be fine.
+    DATA_UNAVAILABLE = "data_unavailable"
+    # New, written by the survey (not the check): still pending after the last attempt.
+    PROCESSING_FAILED = "processing_failed"
+
+
+class CheckResult(BaseModel):
+    """One collection's verdict. Field order is the report's column order."""
+
+    # The predecessor's 17 keys, same names and meanings.
+    collection_concept_id: str
+    collection_short_name_and_version: str | None = None
+    concept_id: str | None = None  # the granule that was sampled
+    data_center: str | None = None
+    data_url: str | None = None
+    backend: Backend | None = None
+    format: str | None = None  # the metadata format string as found
+    extension: str | None = None
+    tiling_compatible: bool = False
+    incompatible_reason: Reason | None = None
+    error_message: str | None = None
+    tiles_url: str | None = None
+    variable: str | None = None
+    data_variables: list[str] | None = None
+    num_granules: int | None = None
+    processing_level: str | None = None
+    groups: list[str] | None = None
+    # New.
+    group: str | None = None  # the group the chosen variable lives in
+    container: str | None = None  # what the first bytes of the file are
+    format_family: str | None = None  # the metadata format, normalised
+    access_type: str | None = None  # direct (s3) or external (https), as actually used
+    checked_at: str | None = None  # ISO 8601, UTC
+    duration_s: float | None = None
+    bytes_read: int | None = None  # data bytes fetched from the file
+    data_requests: int | None = None  # range requests to the data host
+    cmr_requests: int | None = None
+    file_size: int | None = None
+    engine_versions: dict[str, str] = Field(default_factory=dict)
+
+    def fail(self, reason: Reason, message: str) -> CheckResult:
+        """Record a failure (the message is scrubbed of secrets) and return self."""
+        self.tiling_compatible = False
+        self.incompatible_reason = reason
+        self.error_message = scrub(message)
+        return self
+
+    def to_record(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+REPORT_KEYS = list(CheckResult.model_fields)
+
+_SECRET_PATTERNS = [
+    # Signed-URL and token query parameters (X-Amz-Signature, X-Amz-Credential, Signature, ...).
+    (
+        re.compile(
+            r"([?&](?:X-Amz-[A-Za-z-]+|Signature|Policy|Key-Pair-Id|Expires|(?:access_)?token|"
+            r"code|state)=)[^&\s'\"]+",
+            re.IGNORECASE,
+        ),
+        r"\1<redacted>",
+    ),
+    (re.compile(r"(authorization\s*[:=]\s*)(bearer\s+)?[^\s,'\"}]+", re.IGNORECASE), r"\1<redacted>"),
+    (re.compile(r"\bbearer\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE), "Bearer <redacted>"),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+"), "<redacted-jwt>"),
+    (re.compile(r"\b(ASIA|AKIA)[A-Z0-9]{12,}\b"), "<redacted-access-key>"),
+    (
+        re.compile(
+            r"((?:secret_?access_?key|session_?token|access_?key_?id|password|token)"
+            r"['\"]?\s*[:=]\s*['\"]?)[^\s,'\"}]+",
+            re.IGNORECASE,
+        ),
+        r"\1<redacted>",
+    ),
+    # user:password@host in URLs.
+    (re.compile(r"(://)[^/\s:@]+:[^/\s@]+@"), r"\1<redacted>@"),
+]
+
+# Exact secret values seen in this process (tokens, passwords, temporary keys); see `register_secret`.
+_KNOWN_SECRETS: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret so `scrub` removes it wherever it appears, whatever its shape."""
+    if value and len(value) >= 4:
+        _KNOWN_SECRETS.add(value)
+
+
+def scrub(message: str | None, limit: int = 2000) -> str | None:
+    """Remove tokens, credentials and signed-URL queries from a message, and bound its length."""
+    if message is None:
+        return None
+    text = str(message)
+    for secret in sorted(_KNOWN_SECRETS, key=len, reverse=True):
+        text = text.replace(secret, "<redacted>")
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

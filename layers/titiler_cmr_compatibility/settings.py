@@ -1,0 +1,65 @@
+"""Every setting of the tool, in one typed place, read once from the environment (or `.env`)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+AccessType = Literal["direct", "external"]
+
+PRODUCTION_CMR = "https://cmr.earthdata.nasa.gov"
+UAT_CMR = "https://cmr.uat.earthdata.nasa.gov"
+
+
+class Settings(BaseSettings):
+    """Environment variables use the field names in upper case (`CMR_URL`, `CHECK_TIMEOUT`, ...)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    cmr_url: str = Field(PRODUCTION_CMR, description="CMR root; UAT works the same")
+    cmr_client_id: str = "titiler-cmr-compatibility"
+    cmr_timeout: float = Field(30.0, gt=0, description="seconds per CMR request")
+    cmr_retries: int = Field(4, ge=0, description="retries on 429/5xx/connection errors")
+    cmr_backoff: float = Field(1.0, ge=0, description="first retry delay, doubled each time")
+
+    check_timeout: float = Field(120.0, gt=0, description="seconds for one collection check")
+    data_request_timeout: float = Field(30.0, gt=0, description="seconds per data range request")
+    access_type: AccessType = Field(
+        "external",
+        description="direct (s3://, only inside AWS us-west-2) or external (https)",
+    )
+    titiler_endpoint: str = Field(
+        "https://staging.openveda.cloud/api/titiler-cmr",
+        description="titiler-cmr deployment that tiles_url points at",
+    )
+
+    earthdata_token: SecretStr | None = None
+    earthdata_username: str | None = None
+    earthdata_password: SecretStr | None = None
+    # In Lambda the credentials come from SSM SecureString parameters with these names.
+    earthdata_token_parameter: str | None = None
+    earthdata_username_parameter: str | None = None
+    earthdata_password_parameter: str | None = None
+    urs_url: str = "https://urs.earthdata.nasa.gov"
+
+    # s3:// links normally go to AWS; tests point them at moto.
+    s3_endpoint_url: str | None = Field(None, validation_alias="AWS_ENDPOINT_URL_S3")
+
+    @field_validator("titiler_endpoint", "urs_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator("cmr_url")
+    @classmethod
+    def _cmr_root(cls, value: str) -> str:
+        """Accept `https://cmr.../search/` as well as the root: the client appends `/search/...`."""
+        return value.rstrip("/").removesuffix("/search")
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,131 @@
+"""Rendering tile 0/0/0 with titiler-cmr's engines, and the titiler-cmr 1.x URL of that tile."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from urllib.parse import urlencode
+
+import numpy as np
+import rasterio
+import xarray as xr
+from rio_tiler.io import Reader as RasterioReader
+from rio_tiler.models import ImageData
+from titiler.xarray.io import Reader as XarrayReader
+
+from .formats import Backend
+from .variables import Candidate
+
+TILE = (0, 0, 0)  # x, y, z: the whole world, the tile every compatible collection must render
+# At zoom 0 a 256-pixel tile never needs more than this many source pixels per axis; reading
+# with a stride keeps a 7,200 × 14,400 grid from being loaded whole (rio-tiler loads the
+# clipped array at native resolution before warping it).
+MAX_SOURCE_PIXELS = 2048
+GDAL_OPTIONS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ""}
+
+
+def render_png(image: ImageData) -> bytes:
+    """Encode a tile as titiler would, stretching non-byte data over its own valid range."""
+    if image.array.dtype != np.uint8:
+        valid = image.array.compressed() if np.ma.isMaskedArray(image.array) else image.array.ravel()
+        valid = valid[np.isfinite(valid)] if valid.size else valid
+        if valid.size:
+            low, high = float(valid.min()), float(valid.max())
+            image = image.rescale(in_range=((low, high if high > low else low + 1),))
+        else:
+            image.array = image.array.astype(np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return image.render(img_format="PNG")
+
+
+class TileFailure(Exception):
+    """The file opened but its tile did not render; `bands` says what the file holds."""
+
+    def __init__(self, cause: BaseException, bands: list[str] | None = None):
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.cause = cause
+        self.bands = bands
+
+
+def render_rasterio(opener, name: str) -> tuple[bytes, list[str]]:
+    """rio-tiler's Reader on a dataset opened through our ranged reader (one open, no sidecar
+    probes). Returns the PNG and the band names; open errors propagate, tile errors are a
+    `TileFailure`."""
+    with rasterio.Env(**GDAL_OPTIONS):
+        with rasterio.open(name, opener=opener) as dataset:
+            bands = [desc or f"b{index}" for index, desc in enumerate(dataset.descriptions, start=1)]
+            try:
+                with RasterioReader(None, dataset=dataset) as reader:
+                    x, y, z = TILE
+                    return render_png(reader.tile(x, y, z)), bands
+            except Exception as error:
+                raise TileFailure(error, bands) from error
+
+
+def prepare_variable(ds: xr.Dataset, candidate: Candidate) -> tuple[xr.Dataset, list[str]]:
+    """What titiler-cmr's reader does before tiling (squeeze size-1 dims), plus what a tile
+    request would say with `sel` (the first index of every extra dim), plus a stride that
+    bounds memory. Returns the one-variable dataset and the `sel` selectors used."""
+    da = ds[candidate.name]
+    squeeze = [d for d in da.dims if da.sizes[d] == 1]
+    if squeeze:
+        da = da.squeeze(squeeze, drop=True)
+    selectors: list[str] = []
+    for dim in candidate.extra_dims:
+        if dim in da.coords:
+            selectors.append(f"{dim}={_label(ds, dim)}")
+        da = da.isel({dim: 0}, drop=True)
+    strides = {
+        dim: max(1, math.ceil(da.sizes[dim] / MAX_SOURCE_PIXELS)) for dim in (candidate.x_dim, candidate.y_dim)
+    }
+    if any(step > 1 for step in strides.values()):
+        da = da.isel({dim: slice(None, None, step) for dim, step in strides.items()})
+    return da.to_dataset(name=candidate.name), selectors
+
+
+def _label(ds: xr.Dataset, dim: str) -> str:
+    """The first value of a coordinate as a tile request would write it (times in ISO 8601)."""
+    coordinate = ds[dim]
+    try:
+        decoded = xr.decode_cf(coordinate.to_dataset(name="_"))["_"]
+        value = decoded.values[0]
+    except Exception:  # undecodable units: the raw number still selects
+        value = coordinate.values[0]
+    if isinstance(value, np.datetime64):
+        return np.datetime_as_string(value, unit="s") + "Z"
+    return str(value.item() if hasattr(value, "item") else value)
+
+
+def render_xarray(url: str, prepared: xr.Dataset, variable: str) -> bytes:
+    """titiler-xarray's Reader, handed the dataset we already opened instead of reopening it."""
+    try:
+        with XarrayReader(url, variable=variable, opener=lambda *_args, **_kwargs: prepared) as reader:
+            x, y, z = TILE
+            return render_png(reader.tile(x, y, z))
+    except Exception as error:
+        raise TileFailure(error) from error
+
+
+def tiles_url(
+    endpoint: str,
+    backend: Backend,
+    collection_concept_id: str,
+    temporal: tuple[str | None, str | None],
+    variable: str | None = None,
+    group: str | None = None,
+    selectors: list[str] | None = None,
+) -> str:
+    """titiler-cmr 1.x: the backend is in the path; the granule is found again by its time."""
+    x, y, z = TILE
+    params: list[tuple[str, str]] = [("collection_concept_id", collection_concept_id)]
+    start, end = temporal
+    if start:
+        params.append(("temporal", f"{start}/{end or start}"))
+    if variable:
+        params.append(("variables", variable))
+    if group and group != "/":
+        params.append(("group", group))
+    params += [("sel", selector) for selector in selectors or ()]
+    query = urlencode(params, safe="/:,")
+    return f"{endpoint}/{backend.value}/tiles/WebMercatorQuad/{z}/{x}/{y}.png?{query}"
