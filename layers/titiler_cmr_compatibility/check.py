@@ -74,13 +74,16 @@ class _Progress:
     remote: RemoteFile | None = None
     started: float = field(default_factory=time.monotonic)
     cmr: CMRClient | None = None
+    failed_opens: int = 0  # data links that answered with an error before one opened
 
     def finish(self) -> CheckResult:
         result = self.result
         result.duration_s = round(time.monotonic() - self.started, 3)
+        if self.remote is not None or self.failed_opens:
+            stats = self.remote.stats if self.remote is not None else None
+            result.bytes_read = stats.bytes_read if stats else 0
+            result.data_requests = (stats.requests if stats else 0) + self.failed_opens
         if self.remote is not None:
-            result.bytes_read = self.remote.stats.bytes_read
-            result.data_requests = self.remote.stats.requests
             result.file_size = self.remote.size
         if self.cmr is not None:
             result.cmr_requests = self.cmr.requests_made
@@ -132,7 +135,7 @@ def check_collection(
 
     def on_timeout() -> CheckResult:
         snapshot = _Progress(progress.result.model_copy(deep=True), progress.stage, progress.remote,
-                             progress.started, progress.cmr)  # fmt: skip
+                             progress.started, progress.cmr, progress.failed_opens)  # fmt: skip
         snapshot.result.fail(Reason.TIMEOUT, f"the check ran past its {timeout:g} s limit (while at: {progress.stage})")
         return snapshot.finish()
 
@@ -267,6 +270,7 @@ def _open_first_available(
             progress.remote = open_remote(link, auth, settings, deadline, credentials_endpoint)
             return progress.remote
         except DataAccessError as error:
+            progress.failed_opens += 1
             if error.reason is Reason.DATA_UNAVAILABLE and "404" in str(error):
                 missing.append(link.url)
                 continue

@@ -8,6 +8,7 @@ tileable one wins: science variables (CF `standard_name`) on the largest grid.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,8 +51,10 @@ class Candidate:
         return sizes[self.x_dim] * sizes[self.y_dim]
 
     def rank(self) -> tuple:
-        """Smaller is better: tileable, science, larger grid, floating point data, fewer bands."""
-        return (not self.tileable, not self.science, -self.grid_size, len(self.extra_dims))
+        """Smaller is better: tileable, then array data that only lacks X/Y (the nearest miss,
+        which names the reason), then science variables, larger grids, larger arrays, fewer bands."""
+        closeness = 0 if self.tileable else 1 if self.lacks_xy else 2
+        return (closeness, not self.science, -self.grid_size, -math.prod(self.shape), len(self.extra_dims))
 
 
 def _coordinate_attrs(ds: xr.Dataset, dim: str) -> dict:

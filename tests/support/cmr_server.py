@@ -401,7 +401,8 @@ class FakeCMR(LocalHTTPServer):
             Offsets beyond the held items wrap (``offset % len(items)``), so a random offset up
             to the 1,000,000 limit still returns a granule.
         providers: items for ``/search/providers`` (served verbatim); default: every provider
-            id of ``collections`` as an EOSDIS member, plus one non-EOSDIS provider.
+            id of ``collections`` (at request time) as an EOSDIS member, plus one non-EOSDIS
+            provider (``NOAA_NCEI``).
         strict: reject parameters the fake does not implement (CMR's 400), as the real
             service does for unknown ones. ``False`` ignores them.
     """
@@ -420,12 +421,9 @@ class FakeCMR(LocalHTTPServer):
         self.granules: dict[str, list[Item]] = {k: list(v) for k, v in (granules or {}).items()}
         self.granule_hits: dict[str, int] = dict(granule_hits or {})
         self.strict = strict
-        if providers is None:
-            ids = sorted({item["meta"]["provider-id"] for item in self.collections})
-            providers = [provider_item(p) for p in ids]
-            if _NON_EOSDIS_PROVIDER not in ids:
-                providers.append(provider_item(_NON_EOSDIS_PROVIDER, ("CEOS", "CWIC")))
-        self.providers: list[Item] = list(providers)
+        #: Explicit ``/search/providers`` items; None derives them from ``collections`` at
+        #: request time, so collections appended after construction are included.
+        self.providers: list[Item] | None = None if providers is None else list(providers)
 
     @property
     def search_url(self) -> str:
@@ -581,7 +579,13 @@ class FakeCMR(LocalHTTPServer):
 
     # --------------------------------------------------------------------------- providers
     def _providers(self, request: Request) -> tuple[Any, dict[str, str], str]:
-        body = {"hits": len(self.providers), "took": 1, "items": self.providers}
+        items = self.providers
+        if items is None:
+            ids = sorted({item["meta"]["provider-id"] for item in self.collections})
+            items = [provider_item(provider_id) for provider_id in ids]
+            if _NON_EOSDIS_PROVIDER not in ids:
+                items.append(provider_item(_NON_EOSDIS_PROVIDER, ("CEOS", "CWIC")))
+        body = {"hits": len(items), "took": 1, "items": items}
         return body, {}, "application/json; charset=utf-8"
 
 

@@ -97,10 +97,12 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         last = int(last_text) if last_text else size - 1
     except ValueError:
         return None
-    if first < 0 or last < first:
+    if first < 0:
         return None
     if first >= size:
         raise _Unsatisfiable
+    if last < first:
+        return None
     return first, min(last, size - 1)
 
 

@@ -168,8 +168,9 @@ class Stats:
     """Traffic for one path or for the whole server.
 
     ``requests`` counts GETs only (HEADs carry no body and would blur "how many reads did the
-    check make"); ``bytes_sent`` counts body bytes actually written, so a client that hangs up
-    early is charged only for what it received.
+    check make"); ``bytes_sent`` counts body bytes handed to the socket. When a client hangs
+    up mid-body, writing stops at the first failed write, but up to a few MB may already sit
+    in loopback socket buffers, so use Range sizes, not early hang-ups, to assert small reads.
     """
 
     requests: int = 0
@@ -301,9 +302,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             view = memoryview(response.body)
             for start in range(0, len(view), _WRITE_CHUNK):
-                chunk = view[start : start + _WRITE_CHUNK]
-                self.wfile.write(chunk)
-                self.server.owner._account_bytes(request.path, len(chunk))
+                self._write(request.path, view[start : start + _WRITE_CHUNK])
 
     def _stream_file(self, path: str, body: FileSlice) -> None:
         remaining = body.length
@@ -313,9 +312,19 @@ class _Handler(BaseHTTPRequestHandler):
                 chunk = handle.read(min(_WRITE_CHUNK, remaining))
                 if not chunk:
                     break
-                self.wfile.write(chunk)
-                self.server.owner._account_bytes(path, len(chunk))
+                self._write(path, chunk)
                 remaining -= len(chunk)
+
+    def _write(self, path: str, chunk: bytes | memoryview) -> None:
+        """Write one chunk, counting it *before* the write: a client that has read the whole
+        body must already see it in ``stats()``; a failed write is taken back."""
+        owner = self.server.owner
+        owner._account_bytes(path, len(chunk))
+        try:
+            self.wfile.write(chunk)
+        except BaseException:
+            owner._account_bytes(path, -len(chunk))
+            raise
 
 
 class LocalHTTPServer:

@@ -1,0 +1,31 @@
+# Set-up is part of every target: the first run makes .venv and installs the project into it.
+PYTHON ?= python3.12
+VENV := .venv
+BIN := $(VENV)/bin
+COLLECTION ?= C2036881735-POCLOUD
+CHECK_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: check test bench clean
+
+$(BIN)/titiler-cmr-compat: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[survey,test]'
+	touch $@
+
+## Check one collection against CMR (needs network; Earthdata credentials from EARTHDATA_TOKEN or
+## EARTHDATA_USERNAME/EARTHDATA_PASSWORD for protected data).
+check: $(BIN)/titiler-cmr-compat
+	$(BIN)/titiler-cmr-compat check --collection-id $(COLLECTION) $(CHECK_ARGS)
+
+## The test suite: offline, real files and local servers (about 5 minutes on 2 cores).
+test: $(BIN)/titiler-cmr-compat
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Benchmarks that print numbers (bytes read, requests, seconds, peak memory).
+bench: $(BIN)/titiler-cmr-compat
+	$(BIN)/python bench/check.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

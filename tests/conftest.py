@@ -1,0 +1,27 @@
+"""Shared fixtures: a fake CMR and data host per test, and a clean environment."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.support.cmr_server import FakeCMR
+from tests.support.data_server import DataServer
+from tests.support.world import World, fixture_data_dir
+
+_AMBIENT = ("EARTHDATA_", "CMR_", "ACCESS_TYPE", "CHECK_TIMEOUT", "TITILER_ENDPOINT", "AWS_ENDPOINT_URL")
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch):
+    """No credentials or endpoints from the developer's shell reach a test."""
+    for name in list(os.environ):
+        if name.startswith(_AMBIENT):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def world():
+    with FakeCMR([], {}, strict=False) as cmr, DataServer(fixture_data_dir()) as data:
+        yield World(cmr, data)

@@ -1,0 +1,84 @@
+"""A fake NASA for one test: CMR and a data host on 127.0.0.1, with collections published on demand.
+
+`World.publish` turns a real file (fixture or generated) into a collection with one granule whose
+data link points at the data server, so every test drives the real check end to end.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from pathlib import Path
+from typing import Any
+
+from titiler_cmr_compatibility.settings import Settings
+
+from .cmr_server import FakeCMR, fixtures_dir, load_fixture_collections, load_fixture_granules, make_collection, make_granule
+from .data_server import DataServer
+
+_ids = itertools.count(1000)
+
+
+class World:
+    def __init__(self, cmr: FakeCMR, data: DataServer):
+        self.cmr = cmr
+        self.data = data
+
+    def settings(self, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "cmr_url": self.cmr.search_url,
+            "access_type": "external",
+            "check_timeout": 60,
+            "cmr_backoff": 0.01,
+            "cmr_retries": 2,
+            "titiler_endpoint": "https://titiler.example.org",
+        }
+        return Settings(_env_file=None, **{**values, **overrides})
+
+    def publish(
+        self,
+        content: Path | bytes | None,
+        *,
+        name: str | None = None,
+        formats: tuple[str, ...] = ("netCDF-4",),
+        granule_count: int | None = 1,
+        urls: list[tuple[str, str]] | None = None,
+        provider: str = "TEST",
+    ) -> str:
+        """A new collection with one granule serving `content`; returns its concept id.
+
+        `urls` replaces the granule's links (e.g. ftp only, or none); `content=None` with
+        `granule_count=0` makes a collection without granules.
+        """
+        number = next(_ids)
+        concept_id = f"C{number}-{provider}"
+        short_name = f"TEST_{number}"
+        if name is None:
+            name = content.name if isinstance(content, Path) else f"granule_{number}.bin"
+        path = f"/test-protected/{short_name}/{name}"
+        if content is not None:
+            self.data.add(path, content)
+        if urls is None:
+            urls = [(self.data.url_for(path), "GET DATA")]
+        self.cmr.collections.append(
+            make_collection(concept_id, short_name, provider=provider, formats=formats, granule_count=granule_count)
+        )
+        granules = [] if granule_count == 0 else [make_granule(f"G{number}-{provider}", concept_id, urls, short_name=short_name)]
+        self.cmr.granules[concept_id] = granules
+        return concept_id
+
+    def add_fixture_collection(self, concept_id: str) -> dict:
+        """A real collection record and its real granules, https links pointed at the data server."""
+        record = load_fixture_collections([concept_id])[0]
+        granules = copy.deepcopy(load_fixture_granules(concept_id))
+        for granule in granules:
+            for related in granule["umm"].get("RelatedUrls", []):
+                if related["URL"].startswith("https://"):
+                    related["URL"] = self.data.localize(related["URL"])
+        self.cmr.collections.append(record)
+        self.cmr.granules[concept_id] = granules
+        return record
+
+
+def fixture_data_dir() -> Path:
+    return fixtures_dir() / "data"

@@ -1,0 +1,297 @@
+"""The check, end to end, on real records and real files, over real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import time
+import tracemalloc
+
+import pytest
+
+from titiler_cmr_compatibility.check import check_collection
+from titiler_cmr_compatibility.formats import Backend
+from titiler_cmr_compatibility.result import Reason
+from tests.support import files
+from tests.support.world import fixture_data_dir
+
+GAMSSA = "C2036881735-POCLOUD"
+HLS = "C2021957657-LPCLOUD"
+HAQES = "C2623694361-GES_DISC"
+HLS_GRANULE_WITH_FMASK = "G3263856929-LPCLOUD"
+FMASK = (
+    "lp-prod-protected/HLSL30.020/HLS.L30.T15UWP.2024283T165135.v2.0/"
+    "HLS.L30.T15UWP.2024283T165135.v2.0.Fmask.tif"
+)
+
+
+def check(world, concept_id, **kwargs):
+    settings = world.settings(**kwargs.pop("settings", {}))
+    return check_collection(concept_id, settings=settings, **kwargs)
+
+
+# Real NASA records and granules
+
+
+def test_gamssa_netcdf_is_compatible_with_a_grid_variable(world):
+    """The predecessor's false negative: it picked the scalar `crs`."""
+    record = world.add_fixture_collection(GAMSSA)
+    result = check(world, GAMSSA, collection=record)
+    assert result.tiling_compatible, result.error_message
+    assert result.backend is Backend.XARRAY and result.container == "hdf5"
+    assert result.variable in {"analysed_sst", "analysis_error", "sea_ice_fraction"}
+    assert "crs" not in (result.variable or "")
+    assert set(result.data_variables) >= {"analysed_sst", "sea_ice_fraction"}
+    assert result.concept_id == "G3264876018-POCLOUD"
+    assert result.tiles_url.startswith("https://titiler.example.org/xarray/tiles/WebMercatorQuad/0/0/0.png?")
+    assert f"collection_concept_id={GAMSSA}" in result.tiles_url
+    assert f"variables={result.variable}" in result.tiles_url and "temporal=2024-10-11" in result.tiles_url
+    assert result.cmr_requests == 1  # record given; one granule, so the count query returns it
+    assert result.bytes_read < result.file_size == 1_036_053
+    served = world.data.stats().bytes_sent
+    assert served == result.bytes_read  # counted bytes are the bytes the server sent
+
+
+def test_fetches_the_record_when_not_given(world):
+    world.add_fixture_collection(GAMSSA)
+    result = check(world, GAMSSA)
+    assert result.tiling_compatible
+    assert result.cmr_requests == 2  # the record, then the granule
+    assert result.collection_short_name_and_version == "GAMSSA_28km-ABOM-L4-GLOB-v01.1.0"
+    assert result.data_center == "PODAAC" and result.format == "netCDF-4"
+
+
+def test_hls_cog_is_compatible_reading_a_small_part(world):
+    """15 band links per granule and only Fmask exists: the missing ones (404) are skipped."""
+    record = world.add_fixture_collection(HLS)
+    result = check(world, HLS, collection=record, granule_id=HLS_GRANULE_WITH_FMASK)
+    assert result.tiling_compatible, result.error_message
+    assert result.backend is Backend.RASTERIO and result.container == "tiff"
+    assert result.data_url.endswith("Fmask.tif")
+    assert result.format == "Cloud Optimized GeoTIFF (COG)"
+    assert result.tiles_url.startswith("https://titiler.example.org/rasterio/tiles/WebMercatorQuad/0/0/0.png?")
+    assert result.bytes_read <= 0.10 * result.file_size
+    assert world.data.stats("/" + FMASK).bytes_sent == result.bytes_read
+
+
+def test_haqes_text_granules_are_unsupported(world, tmp_path):
+    record = world.add_fixture_collection(HAQES)
+    for granule in world.cmr.granules[HAQES]:
+        for related in granule["umm"]["RelatedUrls"]:
+            if related["Type"] == "GET DATA":
+                path = "/" + related["URL"].split("/", 3)[3]
+                world.data.add(path, files.text_file(tmp_path))
+    result = check(world, HAQES, collection=record)
+    assert result.incompatible_reason is Reason.UNSUPPORTED_FORMAT
+    assert result.container == "text" and result.extension == "txt"
+    assert "text" in result.error_message and "ASCII" in result.error_message
+    assert result.tiles_url is None and not result.tiling_compatible
+
+
+# Variable and group choice
+
+
+def test_scalar_listed_first_is_not_chosen(world, tmp_path):
+    result = check(world, world.publish(files.netcdf4_grid(tmp_path, first_var_scalar=True)))
+    assert result.tiling_compatible and result.variable == "sst"
+    assert "crs" not in result.data_variables  # CF grid mappings are coordinates, as titiler-cmr decodes them
+
+
+def test_bounds_listed_first_are_not_chosen(world, tmp_path):
+    result = check(world, world.publish(files.netcdf4_grid(tmp_path, with_bounds=True)))
+    assert result.tiling_compatible and result.variable == "sst"
+
+
+def test_packed_variable_renders(world, tmp_path):
+    result = check(world, world.publish(files.netcdf4_grid(tmp_path, packed=True)))
+    assert result.tiling_compatible, result.error_message
+
+
+def test_several_time_steps_select_the_first(world, tmp_path):
+    result = check(world, world.publish(files.netcdf4_grid(tmp_path, time=3)))
+    assert result.tiling_compatible, result.error_message
+    assert "sel=time%3D" in result.tiles_url or "sel=time=" in result.tiles_url
+
+
+def test_data_only_in_a_group_is_tiled_with_that_group(world, tmp_path):
+    result = check(world, world.publish(files.netcdf4_grid(tmp_path, group="g")))
+    assert result.tiling_compatible, result.error_message
+    assert result.group == "/g" and result.groups == ["/g"]
+    assert "group=/g" in result.tiles_url
+
+
+def test_the_spatial_group_wins_among_several(world, tmp_path):
+    result = check(world, world.publish(files.netcdf4_mixed_groups(tmp_path)))
+    assert result.tiling_compatible, result.error_message
+    assert result.group == "/science/grids" and result.variable == "chlor_a"
+    assert set(result.groups) == {"/science", "/science/grids", "/meta"}
+
+
+def test_swath_has_no_xy_dimensions(world, tmp_path):
+    result = check(world, world.publish(files.netcdf4_swath(tmp_path)))
+    assert result.incompatible_reason is Reason.NO_XY_DIMENSIONS
+    assert "swath" in result.error_message
+
+
+def test_hdfeos5_grid_has_no_xy_dimensions_titiler_knows(world, tmp_path):
+    result = check(world, world.publish(files.hdfeos5_grid(tmp_path), formats=("HDF-EOS5",)))
+    assert result.incompatible_reason is Reason.NO_XY_DIMENSIONS, result.error_message
+    assert result.groups and any("Data Fields" in group for group in result.groups)
+
+
+def test_large_grid_is_read_with_a_stride(world, tmp_path):
+    """2,400 × 4,800 float32 (46 MB) renders without holding the whole grid."""
+    path = files.large_grid(tmp_path, lat=2400, lon=4800, chunks=(600, 1200))
+    concept_id = world.publish(path)
+    tracemalloc.start()
+    try:
+        result = check(world, concept_id)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.tiling_compatible, result.error_message
+    assert peak < 2400 * 4800 * 4, peak
+
+
+# Formats: the bytes decide
+
+
+@pytest.mark.parametrize(
+    ("make", "container", "formats"),
+    [
+        (files.netcdf3_grid, "netcdf3", ("netCDF-3",)),
+        (files.hdf4_signature, "hdf4", ("HDF4",)),
+        (files.zip_archive, "zip", ("ZIP",)),
+        (files.gzip_file, "gzip", ("netCDF-4",)),
+        (files.text_file, "text", ("ASCII",)),
+    ],
+)
+def test_unsupported_containers(world, tmp_path, make, container, formats):
+    result = check(world, world.publish(make(tmp_path), formats=formats))
+    assert result.incompatible_reason is Reason.UNSUPPORTED_FORMAT
+    assert result.container == container
+    assert result.data_requests == 1  # the sniff read decided
+
+
+def test_metadata_mismatch_is_explained(world, tmp_path):
+    result = check(world, world.publish(files.text_file(tmp_path), formats=("HDF5",)))
+    assert result.incompatible_reason is Reason.UNSUPPORTED_FORMAT
+    assert "metadata says HDF5, the bytes are text" in result.error_message
+
+
+def test_wrong_metadata_does_not_reject_a_good_file(world, tmp_path):
+    result = check(world, world.publish(files.netcdf4_grid(tmp_path), formats=("ASCII",)))
+    assert result.tiling_compatible and result.format == "ASCII" and result.container == "hdf5"
+
+
+@pytest.mark.parametrize("spelling", ["GeoTIFF", "TIFF"])
+def test_plain_striped_geotiff_is_tried_not_rejected(world, tmp_path, spelling):
+    result = check(world, world.publish(files.striped_geotiff(tmp_path), formats=(spelling,)))
+    assert result.tiling_compatible, result.error_message
+    assert result.backend is Backend.RASTERIO
+
+
+def test_generated_cog_reads_at_most_a_tenth(world, tmp_path):
+    result = check(world, world.publish(files.cog(tmp_path)))
+    assert result.tiling_compatible, result.error_message
+    assert result.bytes_read <= 0.10 * result.file_size
+
+
+def test_truncated_netcdf_cannot_be_opened(world, tmp_path):
+    source = files.netcdf4_grid(tmp_path, lat=180, lon=360)
+    result = check(world, world.publish(files.truncated(tmp_path, source, keep_bytes=4096)))
+    assert result.incompatible_reason is Reason.CANT_OPEN_FILE
+    assert result.container == "hdf5"
+
+
+# Access: credentials, refusals, hangs
+
+
+def test_bearer_token_is_sent_and_never_shown(world, tmp_path):
+    concept_id = world.publish(files.netcdf4_grid(tmp_path))
+    world.data.require_bearer("/test-protected/", "tok-123456")
+    refused = check(world, concept_id)
+    assert refused.incompatible_reason is Reason.FORBIDDEN
+    allowed = check(world, concept_id, settings={"earthdata_token": "tok-123456"})
+    assert allowed.tiling_compatible, allowed.error_message
+    assert "Bearer tok-123456" in world.data.auth_headers
+    wrong = check(world, concept_id, settings={"earthdata_token": "wrong-token-999"})
+    assert wrong.incompatible_reason is Reason.FORBIDDEN
+    for result in (refused, allowed, wrong):
+        text = json.dumps(result.to_record())
+        assert "tok-123456" not in text and "wrong-token-999" not in text
+
+
+def test_403_is_forbidden(world, tmp_path):
+    concept_id = world.publish(files.netcdf4_grid(tmp_path), name="denied.nc")
+    world.data.deny(world.data.url_for(f"/test-protected/TEST_{concept_id[1:5]}/denied.nc")[len(world.data.url):])
+    assert check(world, concept_id).incompatible_reason is Reason.FORBIDDEN
+
+
+def test_login_page_redirect_is_forbidden(world, tmp_path):
+    concept_id = world.publish(files.netcdf4_grid(tmp_path))
+    world.data.login_redirect("/test-protected/")
+    result = check(world, concept_id)
+    assert result.incompatible_reason is Reason.FORBIDDEN
+    assert "login" in result.error_message
+
+
+def test_a_hanging_host_ends_as_timeout_in_time(world, tmp_path):
+    concept_id = world.publish(files.netcdf4_grid(tmp_path))
+    world.data.hang("/test-protected/")
+    started = time.monotonic()
+    result = check(world, concept_id, timeout=3)
+    elapsed = time.monotonic() - started
+    assert result.incompatible_reason is Reason.TIMEOUT
+    assert elapsed < 3 + 10
+    assert result.duration_s < 3 + 10
+
+
+def test_all_data_files_missing(world):
+    concept_id = world.publish(None, name="missing.nc")
+    result = check(world, concept_id)
+    assert result.incompatible_reason is Reason.DATA_UNAVAILABLE
+    assert "404" in result.error_message
+
+
+# CMR outcomes
+
+
+def test_no_granules(world):
+    result = check(world, world.publish(None, granule_count=0))
+    assert result.incompatible_reason is Reason.NO_GRANULE_FOUND
+
+
+def test_unknown_collection(world):
+    result = check(world, "C999999-NOPE")
+    assert result.incompatible_reason is Reason.NO_GRANULE_FOUND
+    assert "no collection" in result.error_message
+
+
+def test_ftp_only_links(world):
+    concept_id = world.publish(None, urls=[("ftp://ftp.example.gov/data/granule.nc", "GET DATA")])
+    result = check(world, concept_id)
+    assert result.incompatible_reason is Reason.FAILED_TO_EXTRACT_URL
+    assert "ftp://" in result.error_message
+
+
+def test_cmr_failing_is_a_result_not_an_exception(world, tmp_path):
+    concept_id = world.publish(files.netcdf4_grid(tmp_path))
+    world.cmr.fail_next(10, status=503)
+    result = check(world, concept_id)
+    assert result.incompatible_reason is Reason.CMR_ERROR
+    assert "503" in result.error_message
+
+
+def test_a_malformed_granule_record_is_classified(world, tmp_path):
+    concept_id = world.publish(files.netcdf4_grid(tmp_path))
+    world.cmr.granules[concept_id][0]["umm"]["RelatedUrls"] = "not a list"
+    result = check(world, concept_id)
+    assert result.incompatible_reason is Reason.FAILED_TO_EXTRACT_URL
+    assert result.error_message
+
+
+def test_result_carries_versions_and_costs(world, tmp_path):
+    result = check(world, world.publish(files.netcdf4_grid(tmp_path)))
+    assert {"rasterio", "gdal", "rio-tiler", "titiler-xarray", "h5netcdf", "obstore"} <= set(result.engine_versions)
+    assert result.checked_at and result.duration_s > 0
+    assert result.data_requests >= 1 and result.cmr_requests == 2  # the record and the granule
