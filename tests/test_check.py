@@ -295,3 +295,46 @@ def test_result_carries_versions_and_costs(world, tmp_path):
     assert {"rasterio", "gdal", "rio-tiler", "titiler-xarray", "h5netcdf", "obstore"} <= set(result.engine_versions)
     assert result.checked_at and result.duration_s > 0
     assert result.data_requests >= 1 and result.cmr_requests == 2  # the record and the granule
+
+
+# Direct (s3://) access with temporary keys, against moto S3
+
+
+@pytest.fixture
+def s3_world(world):
+    from tests.support.aws import moto_server, upload_tree
+
+    with moto_server() as endpoint:
+        upload_tree(endpoint, fixture_data_dir())
+        yield world, endpoint
+
+
+def _direct_gamssa(world, token_required: str):
+    record = world.add_fixture_collection(GAMSSA)
+    endpoint = world.data.localize(record["umm"]["DirectDistributionInformation"]["S3CredentialsAPIEndpoint"])
+    record["umm"]["DirectDistributionInformation"]["S3CredentialsAPIEndpoint"] = endpoint
+    credentials = world.data.add_s3_credentials("/s3credentials")
+    world.data.require_bearer("/s3credentials", token_required)
+    return record, credentials
+
+
+def test_direct_access_reads_s3_with_temporary_keys(s3_world):
+    world, endpoint = s3_world
+    record, credentials = _direct_gamssa(world, "tok-direct-1")
+    settings = {"earthdata_token": "tok-direct-1", "s3_endpoint_url": endpoint}
+    result = check(world, GAMSSA, collection=record, access_type="direct", settings=settings)
+    assert result.tiling_compatible, result.error_message
+    assert result.access_type == "direct" and result.data_url.startswith("s3://podaac-ops-cumulus-protected/")
+    assert world.data.count("/s3credentials") == 1
+    text = json.dumps(result.to_record())
+    for secret in (*credentials.values(), "tok-direct-1"):
+        if secret != credentials["expiration"]:
+            assert secret not in text
+
+
+def test_direct_access_without_credentials_is_forbidden(s3_world):
+    world, endpoint = s3_world
+    record, _ = _direct_gamssa(world, "tok-direct-2")
+    result = check(world, GAMSSA, collection=record, access_type="direct", settings={"s3_endpoint_url": endpoint})
+    assert result.incompatible_reason is Reason.FORBIDDEN
+    assert "credentials" in result.error_message

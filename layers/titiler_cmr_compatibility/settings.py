@@ -17,7 +17,9 @@ UAT_CMR = "https://cmr.uat.earthdata.nasa.gov"
 class Settings(BaseSettings):
     """Environment variables use the field names in upper case (`CMR_URL`, `CHECK_TIMEOUT`, ...)."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", case_sensitive=False, populate_by_name=True
+    )
 
     cmr_url: str = Field(PRODUCTION_CMR, description="CMR root; UAT works the same")
     cmr_client_id: str = "titiler-cmr-compatibility"
