@@ -18,6 +18,7 @@ import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import h5netcdf
 import h5py
@@ -27,6 +28,7 @@ import rasterio
 import requests
 import xarray as xr
 from scipy.io import netcdf_file
+
 from tests.support import files
 from tests.support.cmr_server import (
     COLLECTIONS_CONTENT_TYPE,
@@ -50,6 +52,7 @@ HLS_PATH = (
     "HLS.L30.T15UWP.2024283T165135.v2.0.Fmask.tif"
 )
 MOD02QKM = "C1378579425-LAADS"
+Granules = dict[str, list[dict[str, Any]]]
 TIMEOUT = 10  # seconds; every client call is bounded so a broken fake fails instead of hanging
 
 
@@ -57,7 +60,7 @@ TIMEOUT = 10  # seconds; every client call is bounded so a broken fake fails ins
 
 
 @pytest.fixture(scope="module")
-def fixture_granules() -> dict[str, list[dict]]:
+def fixture_granules() -> Granules:
     index = load_fixture_granule_index()
     return {
         entry["collection_concept_id"]: load_fixture_granules(entry["collection_concept_id"])
@@ -66,7 +69,7 @@ def fixture_granules() -> dict[str, list[dict]]:
 
 
 @pytest.fixture(scope="module")
-def cmr(fixture_granules: dict[str, list[dict]]) -> Iterator[FakeCMR]:
+def cmr(fixture_granules: Granules) -> Iterator[FakeCMR]:
     """The recorded fixtures behind a fake CMR; MOD02QKM reports its recorded 1,378,178 hits."""
     with FakeCMR(
         load_fixture_collections(), fixture_granules, granule_hits={MOD02QKM: 1_378_178}
@@ -80,16 +83,12 @@ def data_server() -> Iterator[DataServer]:
         yield server
 
 
-def _collections(cmr: FakeCMR, **params: object) -> requests.Response:
-    return requests.get(
-        cmr.search_url + "collections.umm_json", params=params, timeout=TIMEOUT  # type: ignore[arg-type]
-    )
+def _collections(cmr: FakeCMR, **params: Any) -> requests.Response:
+    return requests.get(cmr.search_url + "collections.umm_json", params=params, timeout=TIMEOUT)
 
 
-def _granules(cmr: FakeCMR, **params: object) -> requests.Response:
-    return requests.get(
-        cmr.search_url + "granules.umm_json", params=params, timeout=TIMEOUT  # type: ignore[arg-type]
-    )
+def _granules(cmr: FakeCMR, **params: Any) -> requests.Response:
+    return requests.get(cmr.search_url + "granules.umm_json", params=params, timeout=TIMEOUT)
 
 
 # ----------------------------------------------------------------------------- DataServer
@@ -157,7 +156,7 @@ def test_byte_accounting_and_request_log(data_server: DataServer) -> None:
 
 
 def test_in_memory_and_path_entries_and_localize(
-    data_server: DataServer, tmp_path: Path, fixture_granules: dict[str, list[dict]]
+    data_server: DataServer, tmp_path: Path, fixture_granules: Granules
 ) -> None:
     source = files.text_file(tmp_path)
     data_server.add("generated/data.txt", source)
@@ -165,7 +164,9 @@ def test_in_memory_and_path_entries_and_localize(
     assert requests.get(data_server.url_for("/generated/data.txt"), timeout=TIMEOUT).content == (
         source.read_bytes()
     )
-    memory = requests.get(data_server.url + "/mem.bin", headers={"Range": "bytes=2-4"}, timeout=TIMEOUT)
+    memory = requests.get(
+        data_server.url + "/mem.bin", headers={"Range": "bytes=2-4"}, timeout=TIMEOUT
+    )
     assert (memory.status_code, memory.content) == (206, b"234")
     assert memory.headers["Content-Type"] == "application/x-test"
 
@@ -275,11 +276,13 @@ def test_clients_closing_early_do_not_break_the_server(data_server: DataServer) 
 
 def test_gdal_reads_a_cog_partially_over_http(data_server: DataServer) -> None:
     """GDAL's /vsicurl/ (what rasterio and rio-tiler use) works against the server."""
-    with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR", CPL_VSIL_CURL_USE_HEAD="YES"):
-        with rasterio.open(data_server.url + HLS_PATH) as dataset:
-            assert (dataset.width, dataset.height, dataset.crs.to_epsg()) == (3660, 3660, 32615)
-            window = dataset.read(1, window=((0, 256), (0, 256)))
-            assert window.shape == (256, 256)
+    with (
+        rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"),
+        rasterio.open(data_server.url + HLS_PATH) as dataset,
+    ):
+        assert (dataset.width, dataset.height, dataset.crs.to_epsg()) == (3660, 3660, 32615)
+        window = dataset.read(1, window=((0, 256), (0, 256)))
+        assert window.shape == (256, 256)
     size = (fixtures_dir() / "data" / HLS_PATH.lstrip("/")).stat().st_size
     assert 0 < data_server.stats(HLS_PATH).bytes_sent < size / 2
 
@@ -306,7 +309,10 @@ def test_fixture_loaders() -> None:
     assert load_fixture_collections([GAMSSA])[0]["umm"]["ShortName"] == (
         "GAMSSA_28km-ABOM-L4-GLOB-v01"
     )
-    assert load_fixture_collections()[0] is collections[0]  # parsed once, cached
+    again = load_fixture_collections([GAMSSA])[0]
+    again["umm"]["ShortName"] = "EDITED"  # callers own their copies: edits never leak
+    assert load_fixture_collections([GAMSSA])[0]["umm"]["ShortName"] != "EDITED"
+    assert collections[2705]["meta"]["concept-id"] == GAMSSA  # README §3: line 2,706
     with pytest.raises(KeyError):
         load_fixture_collections(["C0-NOPE"])
     assert len(load_fixture_granules(MOD02QKM)) == 200
@@ -321,7 +327,7 @@ def test_collections_paging_with_search_after(cmr: FakeCMR) -> None:
     while True:
         response = session.get(
             cmr.search_url + "collections.umm_json",
-            params={"page_size": 2000, "sort_key[]": "-usage_score"},
+            params={"page_size": "2000", "sort_key[]": "-usage_score"},
             headers=headers,
             timeout=30,
         )
@@ -346,7 +352,9 @@ def test_collections_paging_with_search_after(cmr: FakeCMR) -> None:
 def test_collections_paging_with_offset_and_page_num(cmr: FakeCMR) -> None:
     by_offset = _collections(cmr, page_size=5, offset=10).json()["items"]
     by_page = _collections(cmr, page_size=5, page_num=3).json()["items"]
-    assert [i["meta"]["concept-id"] for i in by_offset] == [i["meta"]["concept-id"] for i in by_page]
+    assert [i["meta"]["concept-id"] for i in by_offset] == [
+        i["meta"]["concept-id"] for i in by_page
+    ]
     assert len(_collections(cmr).json()["items"]) == 10  # default page size
     last = _collections(cmr, page_size=10, offset=4005)
     assert len(last.json()["items"]) == 4 and "CMR-Search-After" not in last.headers
@@ -362,7 +370,7 @@ def test_collections_paging_with_offset_and_page_num(cmr: FakeCMR) -> None:
 
 
 def test_collection_filters(cmr: FakeCMR) -> None:
-    def hits(**params: object) -> int:
+    def hits(**params: Any) -> int:
         response = _collections(cmr, page_size=0, **params)
         assert response.status_code == 200, response.text
         assert response.json()["items"] == []
@@ -420,7 +428,9 @@ def test_granule_search_offsets_and_limits(cmr: FakeCMR) -> None:
     too_deep = _granules(cmr, collection_concept_id=MOD02QKM, page_size=1, offset=1_000_000)
     assert too_deep.status_code == 400
     assert too_deep.json() == {
-        "errors": ["The paging depth (page_size + offset) of [1000001] exceeds the limit of 1000000."]
+        "errors": [
+            "The paging depth (page_size + offset) of [1000001] exceeds the limit of 1000000."
+        ]
     }
 
     by_id = _granules(cmr, concept_id="G3263856929-LPCLOUD").json()
@@ -493,7 +503,9 @@ def test_synthetic_records_are_searchable() -> None:
     assert umm["ArchiveAndDistributionInformation"]["FileDistributionInformation"][0]["Format"] == (
         "NetCDF-4"
     )
-    assert umm["DirectDistributionInformation"]["S3CredentialsAPIEndpoint"].endswith("/s3credentials")
+    assert umm["DirectDistributionInformation"]["S3CredentialsAPIEndpoint"].endswith(
+        "/s3credentials"
+    )
     assert collection["meta"]["s3-links"] and "granule-count" not in collection["meta"]
     assert "ArchiveAndDistributionInformation" not in bare["umm"]
     assert granule["umm"]["GranuleUR"] == "synth"
@@ -545,7 +557,13 @@ def test_netcdf4_grid_traps(tmp_path: Path) -> None:
         chunks=(1, 45, 90),
     )
     with xr.open_dataset(path, engine="h5netcdf") as ds:
-        assert list(ds.data_vars) == ["crs", "lat_bnds", "lon_bnds", "analysed_sst", "analysis_error"]
+        assert list(ds.data_vars) == [
+            "crs",
+            "lat_bnds",
+            "lon_bnds",
+            "analysed_sst",
+            "analysis_error",
+        ]
         assert ds.crs.ndim == 0
         assert ds.analysed_sst.encoding["chunksizes"] == (1, 45, 90)
         assert 270 < float(ds.analysed_sst.mean()) < 305  # unpacked
@@ -588,8 +606,14 @@ def test_hdfeos5_grid(tmp_path: Path) -> None:
         field = handle["HDFEOS/GRIDS/ColumnAmountO3/Data Fields/ColumnAmountO3"]
         assert field.shape == (180, 360) and field.dtype == np.float32
         odl = handle["HDFEOS INFORMATION/StructMetadata.0"][()].decode()
-    for text in ('GridName="ColumnAmountO3"', "XDim=360", "YDim=180", "Projection=HE5_GCTP_GEO",
-                 "UpperLeftPointMtrs=(-180000000.000000,90000000.000000)", "LowerRightMtrs="):
+    for text in (
+        'GridName="ColumnAmountO3"',
+        "XDim=360",
+        "YDim=180",
+        "Projection=HE5_GCTP_GEO",
+        "UpperLeftPointMtrs=(-180000000.000000,90000000.000000)",
+        "LowerRightMtrs=",
+    ):
         assert text in odl
     group = "HDFEOS/GRIDS/ColumnAmountO3/Data Fields"
     with xr.open_dataset(path, engine="h5netcdf", group=group, phony_dims="access") as ds:

@@ -3,7 +3,7 @@
 The survey tool talks to CMR over plain HTTP (collections search, granule search, providers),
 so the most faithful test double is an HTTP server that answers the way CMR does: the same
 paths, parameters, headers, paging (``CMR-Search-After``), limits and error bodies. Records are
-the real recorded items from ``fixtures/cmr`` (see ``fixtures/README.md`` §2–4, §8) or
+the real recorded items from ``fixtures/cmr`` (see ``fixtures/README.md`` §2-4, §8) or
 synthetic ones from ``make_collection``/``make_granule`` for generated files.
 
 Validation messages are CMR's own (``cmr.common-app.services.search.parameter-validation``), so
@@ -65,28 +65,36 @@ def fixtures_dir() -> Path:
 
 
 @functools.cache
-def _fixture_collections(path: Path) -> tuple[Item, ...]:
-    """Parse the 41.8 MB collections file once per process (about 1.5 s)."""
+def _fixture_collection_lines(path: Path) -> tuple[tuple[str, ...], dict[str, int]]:
+    """Decompress the 41.8 MB collections file once per process, and index it by concept id.
+
+    The cache holds JSON text, not parsed dicts: every caller gets objects of its own, because
+    tests do edit records (e.g. point an endpoint at a local server) and a shared parsed cache
+    would leak such edits into unrelated tests.
+    """
     with gzip.open(path, "rt", encoding="utf-8") as handle:
-        return tuple(json.loads(line) for line in handle if line.strip())
+        lines = tuple(line for line in handle if line.strip())
+    index = {json.loads(line)["meta"]["concept-id"]: number for number, line in enumerate(lines)}
+    return lines, index
 
 
 def load_fixture_collections(ids: Iterable[str] | None = None) -> list[Item]:
     """The recorded UMM-C items (4,009), in file order, or only those with the given concept ids.
 
-    The dicts are shared with a process-wide cache: treat them as read-only (``copy.deepcopy``
-    before changing one). ``FakeCMR`` never mutates the items it is given. Unknown ids raise
+    Each call returns freshly parsed dicts, safe to modify (the full list takes ~0.8 s to
+    parse, a handful of ids ~1 ms; decompression happens once per process). Unknown ids raise
     ``KeyError`` so a typo in a test is not mistaken for "no such collection".
     """
-    items = _fixture_collections(fixtures_dir() / "cmr" / "collections.umm_json.jsonl.gz")
+    lines, index = _fixture_collection_lines(
+        fixtures_dir() / "cmr" / "collections.umm_json.jsonl.gz"
+    )
     if ids is None:
-        return list(items)
-    by_id = {item["meta"]["concept-id"]: item for item in items}
+        return [json.loads(line) for line in lines]
     wanted = list(ids)
-    missing = [concept_id for concept_id in wanted if concept_id not in by_id]
+    missing = [concept_id for concept_id in wanted if concept_id not in index]
     if missing:
         raise KeyError(f"not in the collections fixture: {missing}")
-    return [by_id[concept_id] for concept_id in wanted]
+    return [json.loads(lines[index[concept_id]]) for concept_id in wanted]
 
 
 def load_fixture_granules(collection_id: str) -> list[Item]:
@@ -160,7 +168,9 @@ def make_collection(
         "ScienceKeywords": [
             {"Category": "EARTH SCIENCE", "Topic": "OCEANS", "Term": "OCEAN TEMPERATURE"}
         ],
-        "TemporalExtents": [{"RangeDateTimes": [{"BeginningDateTime": "2024-01-01T00:00:00.000Z"}]}],
+        "TemporalExtents": [
+            {"RangeDateTimes": [{"BeginningDateTime": "2024-01-01T00:00:00.000Z"}]}
+        ],
         "SpatialExtent": {
             "SpatialCoverageType": "HORIZONTAL",
             "HorizontalSpatialDomain": {
@@ -405,6 +415,18 @@ class FakeCMR(LocalHTTPServer):
             provider (``NOAA_NCEI``).
         strict: reject parameters the fake does not implement (CMR's 400), as the real
             service does for unknown ones. ``False`` ignores them.
+
+    Implemented parameters (GET query or form-encoded POST body):
+
+    * collections: ``provider``, ``concept_id``, ``short_name``, ``version``,
+      ``processing_level_id`` (each also as ``name[]``, repeatable, case-insensitive),
+      ``cloud_hosted``, ``has_granules``, ``include_granule_counts``, and
+      ``sort_key[]`` in (``-``)``usage_score`` (given order), ``entry_title``,
+      ``short_name``, ``provider``, ``revision_date``;
+    * granules: ``collection_concept_id``, ``concept_id`` (granule ids, across all held
+      granules); ``sort_key`` is accepted and the held order kept;
+    * both: ``page_size`` (default 10, 0-2000), ``offset``, ``page_num`` and the
+      ``CMR-Search-After`` request header, with CMR's 1,000,000 paging-depth limit.
     """
 
     def __init__(
@@ -437,33 +459,27 @@ class FakeCMR(LocalHTTPServer):
     # ---------------------------------------------------------------------------- dispatch
     def handle(self, request: Request) -> Response:
         started = time.monotonic()
-        path = request.path.rstrip("/")
-        routes: dict[str, Callable[[Request], tuple[Any, dict[str, str], str]]] = {
+        routes: dict[str, Callable[[Request], tuple[Item, dict[str, str], str]]] = {
             "/search/collections.umm_json": self._collections,
             "/search/granules.umm_json": self._granules,
             "/search/providers": self._providers,
         }
-        route = routes.get(path)
+        route = routes.get(request.path.rstrip("/"))
         if route is None:
             return Response.json({"errors": [f"Not found: {request.path}"]}, 404)
         if request.method not in ("GET", "POST", "HEAD"):
             return Response.json({"errors": [f"{request.method} is not allowed"]}, 405)
         try:
             body, headers, content_type = route(request)
+            status = 200
         except CMRError as error:
-            return Response.json({"errors": error.errors}, error.status, self._headers(started))
+            body, headers = {"errors": error.errors}, {}
+            status, content_type = error.status, "application/json; charset=utf-8"
         took = max(1, int((time.monotonic() - started) * 1000))
-        if isinstance(body, dict) and "took" in body:
+        if "took" in body:
             body["took"] = took
-        headers = {**self._headers(started), **headers}
-        return Response.json(body, 200, headers, content_type)
-
-    @staticmethod
-    def _headers(started: float) -> dict[str, str]:
-        return {
-            "CMR-Took": str(max(1, int((time.monotonic() - started) * 1000))),
-            "CMR-Request-Id": str(uuid.uuid4()),
-        }
+        headers = {"CMR-Took": str(took), "CMR-Request-Id": str(uuid.uuid4()), **headers}
+        return Response.json(body, status, headers, content_type)
 
     def _check_params(self, request: Request, known: set[str]) -> None:
         if not self.strict:
@@ -473,7 +489,7 @@ class FakeCMR(LocalHTTPServer):
             raise CMRError(*(f"Parameter [{name}] was not recognized." for name in unknown))
 
     # ------------------------------------------------------------------------- collections
-    def _collections(self, request: Request) -> tuple[Any, dict[str, str], str]:
+    def _collections(self, request: Request) -> tuple[Item, dict[str, str], str]:
         self._check_params(request, _COLLECTION_PARAMS)
         matches = [item for item in self.collections if self._collection_matches(request, item)]
         matches = self._sort_collections(request, matches)
@@ -507,7 +523,10 @@ class FakeCMR(LocalHTTPServer):
             (("concept_id", "concept_id[]"), meta.get("concept-id")),
             (("short_name", "short_name[]"), umm.get("ShortName")),
             (("version", "version[]"), umm.get("Version")),
-            (("processing_level_id", "processing_level_id[]"), umm.get("ProcessingLevel", {}).get("Id")),
+            (
+                ("processing_level_id", "processing_level_id[]"),
+                umm.get("ProcessingLevel", {}).get("Id"),
+            ),
         ]
         for names, value in checks:
             wanted = request.values(*names)
@@ -532,7 +551,9 @@ class FakeCMR(LocalHTTPServer):
             descending = raw.startswith("-")
             field = raw.lstrip("+- ")
             if field not in _COLLECTION_SORTS:
-                raise CMRError(f"The sort key [{field}] is not a valid field for sorting collections.")
+                raise CMRError(
+                    f"The sort key [{field}] is not a valid field for sorting collections."
+                )
             key = _COLLECTION_SORTS[field]
             if key is None:  # usage_score: given order is "most used first"
                 items = items if descending else list(reversed(items))
@@ -549,7 +570,7 @@ class FakeCMR(LocalHTTPServer):
         return held if held else 1
 
     # ---------------------------------------------------------------------------- granules
-    def _granules(self, request: Request) -> tuple[Any, dict[str, str], str]:
+    def _granules(self, request: Request) -> tuple[Item, dict[str, str], str]:
         self._check_params(request, _GRANULE_PARAMS)
         collection_ids = request.values("collection_concept_id", "collection_concept_id[]")
         granule_ids = {g.upper() for g in request.values("concept_id", "concept_id[]")}
@@ -578,7 +599,7 @@ class FakeCMR(LocalHTTPServer):
         return body, headers, GRANULES_CONTENT_TYPE
 
     # --------------------------------------------------------------------------- providers
-    def _providers(self, request: Request) -> tuple[Any, dict[str, str], str]:
+    def _providers(self, request: Request) -> tuple[Item, dict[str, str], str]:
         items = self.providers
         if items is None:
             ids = sorted({item["meta"]["provider-id"] for item in self.collections})
@@ -671,4 +692,6 @@ def _decode_search_after(value: str) -> int:
             return offset
     except (ValueError, IndexError, KeyError, TypeError):
         pass
-    raise CMRError(f"search-after header value is invalid, must be in the form of a JSON array: [{value}]")
+    raise CMRError(
+        f"search-after header value is invalid, must be in the form of a JSON array: [{value}]"
+    )

@@ -84,10 +84,14 @@ def _centres(count: int, low: float, high: float) -> np.ndarray:
 
 
 def _field(lat: np.ndarray, lon: np.ndarray, phase: float = 0.0) -> np.ndarray:
-    """A smooth SST-like field in kelvin, ~271–303 K; cheap and deterministic."""
+    """A smooth SST-like field in kelvin, ~271-303 K; cheap and deterministic."""
     lat_r, lon_r = np.deg2rad(lat)[:, None], np.deg2rad(lon)[None, :]
-    return (287.0 + 15.0 * np.cos(lat_r) ** 2 * np.cos(lat_r) + 1.5 * np.sin(3 * lon_r + phase)
-            - 4.0 * np.sin(lat_r) ** 2).astype("float32")
+    return (
+        287.0
+        + 15.0 * np.cos(lat_r) ** 2 * np.cos(lat_r)
+        + 1.5 * np.sin(3 * lon_r + phase)
+        - 4.0 * np.sin(lat_r) ** 2
+    ).astype("float32")
 
 
 def _lat_lon(group: Any, lat: int, lon: int) -> tuple[np.ndarray, np.ndarray]:
@@ -175,7 +179,11 @@ def netcdf4_grid(
             if packed:
                 packed_values = np.round((values - 273.15) / 0.01).astype("int16")
                 var = target.create_variable(
-                    variable, data_dims, "int16", data=packed_values, fillvalue=np.int16(-32768),
+                    variable,
+                    data_dims,
+                    "int16",
+                    data=packed_values,
+                    fillvalue=np.int16(-32768),
                     **kwargs,
                 )
                 var.attrs.update(
@@ -188,7 +196,11 @@ def netcdf4_grid(
                 )
             else:
                 var = target.create_variable(
-                    variable, data_dims, "float32", data=values, fillvalue=np.float32(-999.0),
+                    variable,
+                    data_dims,
+                    "float32",
+                    data=values,
+                    fillvalue=np.float32(-999.0),
                     **kwargs,
                 )
             var.attrs.update({"standard_name": standard, "units": units, "long_name": long_name})
@@ -390,9 +402,10 @@ def gzip_file(directory: Path, name: str = "granule.nc.gz") -> Path:
     path = Path(directory) / name
     with tempfile.TemporaryDirectory() as scratch:
         inner = netcdf4_grid(Path(scratch), lat=18, lon=36)
-        with path.open("wb") as raw, gzip.GzipFile(
-            filename=inner.name, mode="wb", fileobj=raw, mtime=0
-        ) as compressed:
+        with (
+            path.open("wb") as raw,
+            gzip.GzipFile(filename=inner.name, mode="wb", fileobj=raw, mtime=0) as compressed,
+        ):
             compressed.write(inner.read_bytes())
     return path
 
@@ -443,7 +456,7 @@ def striped_geotiff(
 
 
 def cog(directory: Path, name: str = "cog.tif", size: int = 2048) -> Path:
-    """A Cloud-Optimised GeoTIFF (GDAL COG driver): EPSG:3857 world extent, 256×256 deflate
+    """A Cloud-Optimised GeoTIFF (GDAL COG driver): EPSG:3857 world extent, 256x256 deflate
     tiles, internal overviews down to one tile, uint8 with nodata 0."""
     path = Path(directory) / name
     extent = 20037508.342789244
@@ -487,12 +500,13 @@ def large_grid(
 ) -> Path:
     """A large netCDF-4 float32 grid ``analysed_sst (time=1, lat, lon)``, zlib-chunked.
 
-    Written one band of chunk rows at a time, so memory stays at one band (600 × 14,400 ×
-    4 B ≈ 35 MB) whatever the size. Values are a smooth field plus seeded noise, quantised to
+    Written one band of chunk rows at a time, so memory stays at one band (600 x 14,400 x
+    4 B, about 35 MB) whatever the size. Values are a smooth field plus seeded noise, quantised to
     ~0.01 K by zeroing low mantissa bits, so the file compresses to about a quarter (the full
-    7,200 × 14,400 grid is ~113 MB instead of 415 MB raw; ~7 s to write on 2 cores). The file is written under a temporary name and
-    renamed when complete, so an existing file at the path with the requested shape is
-    reused instead of rewritten (pass a cache directory to keep it between sessions).
+    7,200 x 14,400 grid is ~113 MB instead of 415 MB raw; ~7 s to write on 2 cores). The file
+    is written under a temporary name and renamed when complete, so an existing file at the
+    path with the requested shape is reused instead of rewritten (pass a cache directory to
+    keep it between sessions).
     """
     path = Path(directory) / (name or f"large_grid_{lat}x{lon}.nc")
     if _has_grid_shape(path, (1, lat, lon)):
@@ -504,7 +518,9 @@ def large_grid(
         with h5netcdf.File(partial, "w") as root:
             root.attrs.update({"Conventions": "CF-1.8", "title": "Synthetic large grid"})
             root.dimensions = {"time": 1, "lat": lat, "lon": lon}
-            times = root.create_variable("time", ("time",), "int32", data=np.int32([FIRST_TIME]))
+            times = root.create_variable(
+                "time", ("time",), "int32", data=np.array([FIRST_TIME], dtype="int32")
+            )
             times.attrs.update({"units": TIME_UNITS, "standard_name": "time", "axis": "T"})
             _lat_lon(root, lat, lon)
             sst = root.create_variable(
@@ -518,8 +534,11 @@ def large_grid(
                 fillvalue=np.float32(-999.0),
             )
             sst.attrs.update(
-                {"standard_name": "sea_surface_temperature", "units": "kelvin",
-                 "long_name": "analysed sea surface temperature"}
+                {
+                    "standard_name": "sea_surface_temperature",
+                    "units": "kelvin",
+                    "long_name": "analysed sea surface temperature",
+                }
             )
             for band, start in enumerate(range(0, lat, chunk_lat)):
                 stop = min(start + chunk_lat, lat)
@@ -543,4 +562,3 @@ def _has_grid_shape(path: Path, shape: tuple[int, ...]) -> bool:
             return tuple(handle["analysed_sst"].shape) == shape
     except (OSError, KeyError):
         return False
-

@@ -21,6 +21,7 @@ Design points, each one a failure mode seen with real clients:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import socketserver
@@ -60,10 +61,7 @@ class Headers(Mapping[str, str]):
 
     def __init__(self, items: Mapping[str, str] | Message | None = None) -> None:
         self._data: dict[str, tuple[str, str]] = {}
-        if isinstance(items, Message):
-            pairs = list(items.items())
-        else:
-            pairs = list((items or {}).items())
+        pairs = list(items.items()) if isinstance(items, Message) else list((items or {}).items())
         for name, value in pairs:
             key = name.lower()
             if key in self._data:
@@ -198,8 +196,8 @@ def substring_matcher(path_contains: str | None) -> Matcher:
     """Match requests whose target (path plus query string) contains the text; None matches all."""
     if path_contains is None:
         return lambda request: True
-    return lambda request: path_contains in request.target or path_contains in unquote(
-        request.target
+    return lambda request: (
+        path_contains in request.target or path_contains in unquote(request.target)
     )
 
 
@@ -233,10 +231,8 @@ class _HTTPServer(ThreadingHTTPServer):
         with self._connections_lock:
             connections = list(self._connections)
         for connection in connections:
-            try:
+            with contextlib.suppress(OSError):  # already closed by the client
                 connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         if isinstance(sys.exc_info()[1], _CLIENT_GONE):
@@ -249,7 +245,7 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 120  # an idle keep-alive connection cannot pin a thread forever
     server: _HTTPServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:  # stdlib's parameter name
         """Silence per-request logging; the request log on the server replaces it."""
 
     def do_GET(self) -> None:
@@ -511,7 +507,7 @@ class LocalHTTPServer:
             )
         try:
             return self.handle(request)
-        except Exception:  # noqa: BLE001 - a bug in a fake must surface as a 500, not a hang
+        except Exception:  # a bug in a fake must surface as a 500, not as a hung client
             text = traceback.format_exc()
             self.errors.append(text)
             return Response.text(text, 500)
@@ -524,4 +520,3 @@ class LocalHTTPServer:
 def _normalise_path(path: str) -> str:
     path = unquote(urlsplit(path).path)
     return path if path.startswith("/") else "/" + path
-
