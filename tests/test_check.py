@@ -338,3 +338,16 @@ def test_direct_access_without_credentials_is_forbidden(s3_world):
     result = check(world, GAMSSA, collection=record, access_type="direct", settings={"s3_endpoint_url": endpoint})
     assert result.incompatible_reason is Reason.FORBIDDEN
     assert "credentials" in result.error_message
+
+
+def test_timeout_works_inside_worker_threads(world, tmp_path):
+    """The predecessor's signal.alarm never fired off the main thread; this one must."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    hanging = [world.publish(files.netcdf4_grid(tmp_path), name=f"hang{i}.nc") for i in range(2)]
+    world.data.hang("/test-protected/")
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda concept_id: check(world, concept_id, timeout=2), hanging))
+    assert [r.incompatible_reason for r in results] == [Reason.TIMEOUT, Reason.TIMEOUT]
+    assert time.monotonic() - started < 2 + 10

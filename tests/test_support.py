@@ -344,7 +344,7 @@ def test_collections_paging_with_search_after(cmr: FakeCMR) -> None:
         assert isinstance(json.loads(token), list)
         headers = {"CMR-Search-After": token}
     assert cmr.count("collections.umm_json") == 3
-    assert ids == [c["meta"]["concept-id"] for c in load_fixture_collections()]
+    assert ids == [c["meta"]["concept-id"] for c in cmr.collections]
     sent = [r.headers.get("CMR-Search-After") for r in cmr.requests]
     assert sent[0] is None and all(sent[1:])
 
@@ -376,7 +376,7 @@ def test_collection_filters(cmr: FakeCMR) -> None:
         assert response.json()["items"] == []
         return int(response.headers["CMR-Hits"])
 
-    per_provider = Counter(c["meta"]["provider-id"] for c in load_fixture_collections())
+    per_provider = Counter(c["meta"]["provider-id"] for c in cmr.collections)
     assert hits(provider="POCLOUD") == per_provider["POCLOUD"] == 479
     assert hits(**{"provider[]": ["POCLOUD", "GES_DISC"]}) == 479 + 542
     assert hits(cloud_hosted="true") == 2070
@@ -446,7 +446,7 @@ def test_providers_endpoint(cmr: FakeCMR) -> None:
     body = requests.get(cmr.search_url + "providers", timeout=TIMEOUT).json()
     assert body["hits"] == len(body["items"]) == 20
     eosdis = {i["ProviderId"] for i in body["items"] if "EOSDIS" in i.get("Consortiums", [])}
-    assert eosdis == {c["meta"]["provider-id"] for c in load_fixture_collections()}
+    assert eosdis == {c["meta"]["provider-id"] for c in cmr.collections}
     assert {i["Organizations"][0]["ShortName"] for i in body["items"]} >= eosdis
     assert len(eosdis) == 19
 
