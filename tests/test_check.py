@@ -24,6 +24,14 @@ FMASK = (
 )
 
 
+def opens_of(world, path: str | None = None) -> int:
+    """Range reads from byte 0 (of `path`, or of any file): each is one opening of a data file."""
+    return sum(
+        1 for r in world.data.requests
+        if r.headers.get("Range", "").startswith("bytes=0-") and (path is None or r.path == path)
+    )  # fmt: skip
+
+
 def check(world, concept_id, **kwargs):
     settings = world.settings(**kwargs.pop("settings", {}))
     return check_collection(concept_id, settings=settings, **kwargs)
@@ -49,6 +57,7 @@ def test_gamssa_netcdf_is_compatible_with_a_grid_variable(world):
     assert result.bytes_read < result.file_size == 1_036_053
     served = world.data.stats().bytes_sent
     assert served == result.bytes_read  # counted bytes are the bytes the server sent
+    assert opens_of(world) == 1  # variables, groups and the tile all reused one open file
 
 
 def test_fetches_the_record_when_not_given(world):
@@ -71,6 +80,7 @@ def test_hls_cog_is_compatible_reading_a_small_part(world):
     assert result.tiles_url.startswith("https://titiler.example.org/rasterio/tiles/WebMercatorQuad/0/0/0.png?")
     assert result.bytes_read <= 0.10 * result.file_size
     assert world.data.stats("/" + FMASK).bytes_sent == result.bytes_read
+    assert opens_of(world, "/" + FMASK) == 1  # GDAL read through the one ranged reader, no sidecar probes
 
 
 def test_haqes_text_granules_are_unsupported(world, tmp_path):
@@ -124,6 +134,7 @@ def test_the_spatial_group_wins_among_several(world, tmp_path):
     assert result.tiling_compatible, result.error_message
     assert result.group == "/science/grids" and result.variable == "chlor_a"
     assert set(result.groups) == {"/science", "/science/grids", "/meta"}
+    assert opens_of(world) == 1  # every group was read from the same open file
 
 
 def test_swath_has_no_xy_dimensions(world, tmp_path):
