@@ -19,7 +19,7 @@ $(BIN)/titiler-cmr-compat: pyproject.toml constraints.txt
 check: $(BIN)/titiler-cmr-compat
 	$(BIN)/titiler-cmr-compat check --collection-id $(COLLECTION) $(CHECK_ARGS)
 
-## The test suite: offline, real files and local servers (about 5 minutes on 2 cores).
+## The test suite: offline, real files and local servers (about a minute on 2 cores, after a ~2 minute install).
 test: $(BIN)/titiler-cmr-compat
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -21,7 +21,7 @@ TILE = (0, 0, 0)  # x, y, z: the whole world, the tile every compatible collecti
 # with a stride keeps a 7,200 × 14,400 grid from being loaded whole (rio-tiler loads the
 # clipped array at native resolution before warping it).
 MAX_SOURCE_PIXELS = 2048
-GDAL_OPTIONS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ""}
+GDAL_OPTIONS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
 
 
 def render_png(image: ImageData) -> bytes:
