@@ -26,9 +26,9 @@ import h5py
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support import files  # noqa: E402
-from tests.support.cmr_server import FakeCMR  # noqa: E402
-from tests.support.data_server import DataServer  # noqa: E402
+from titiler_cmr_compatibility.sample import files  # noqa: E402
+from titiler_cmr_compatibility.sample.cmr import FakeCMR  # noqa: E402
+from titiler_cmr_compatibility.sample.data import DataServer  # noqa: E402
 from tests.support.world import World, fixture_data_dir  # noqa: E402
 
 CACHE = ROOT / "bench" / ".cache"

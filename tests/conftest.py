@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from tests.support.cmr_server import FakeCMR
-from tests.support.data_server import DataServer
+from titiler_cmr_compatibility.sample.cmr import FakeCMR
+from titiler_cmr_compatibility.sample.data import DataServer
 from tests.support.world import World, fixture_data_dir
 
 _AMBIENT = ("EARTHDATA_", "CMR_", "ACCESS_TYPE", "CHECK_TIMEOUT", "TITILER_ENDPOINT", "AWS_ENDPOINT_URL")

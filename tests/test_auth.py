@@ -10,7 +10,7 @@ import pytest
 from titiler_cmr_compatibility.auth import AuthError, EarthdataAuth
 from titiler_cmr_compatibility.check import check_collection
 from titiler_cmr_compatibility.result import Reason
-from tests.support import files
+from titiler_cmr_compatibility.sample import files
 from tests.support.aws import REGION, moto_server
 from tests.support.urs_server import FakeURS
 

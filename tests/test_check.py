@@ -11,7 +11,7 @@ import pytest
 from titiler_cmr_compatibility.check import check_collection
 from titiler_cmr_compatibility.formats import Backend
 from titiler_cmr_compatibility.result import Reason
-from tests.support import files
+from titiler_cmr_compatibility.sample import files
 from tests.support.world import fixture_data_dir
 
 GAMSSA = "C2036881735-POCLOUD"

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from titiler_cmr_compatibility.cli import main
-from tests.support import files
+from titiler_cmr_compatibility.sample import files
 
 GAMSSA = "C2036881735-POCLOUD"
 

@@ -9,7 +9,8 @@ import pytest
 
 from titiler_cmr_compatibility.cmr import MAX_OFFSET, CMRClient, CMRError
 from titiler_cmr_compatibility.settings import Settings
-from tests.support.cmr_server import FakeCMR, load_fixture_collections, load_fixture_granules
+from titiler_cmr_compatibility.sample.cmr import FakeCMR
+from tests.support.fixtures import load_fixture_collections, load_fixture_granules
 
 
 def client(cmr: FakeCMR, **settings) -> CMRClient:

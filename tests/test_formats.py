@@ -13,8 +13,8 @@ from titiler_cmr_compatibility.formats import (
     normalise_format,
     sniff,
 )
-from tests.support.cmr_server import load_fixture_collections
-from tests.support.data_server import EARTHDATA_LOGIN_HTML
+from titiler_cmr_compatibility.sample.data import EARTHDATA_LOGIN_HTML
+from tests.support.fixtures import load_fixture_collections
 
 
 @pytest.mark.parametrize(

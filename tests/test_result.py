@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 
 from titiler_cmr_compatibility.result import REPORT_KEYS, CheckResult, Reason, register_secret, scrub
-from tests.support.cmr_server import fixtures_dir
+from tests.support.fixtures import fixtures_dir
 
 PREDECESSOR_REASONS = {
     "unsupported_format", "cant_open_file", "tile_generation_failed", "no_granule_found",

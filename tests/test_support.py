@@ -1,4 +1,4 @@
-"""Self-tests of the shared test infrastructure in ``tests/support``.
+"""Self-tests of the fakes and generators (``titiler_cmr_compatibility.sample``) and the fixture loaders (``tests/support``).
 
 Other tests trust these fakes and generators; if one of them drifts from the behaviour it
 stands in for (CMR paging, HTTP Range, Earthdata login, a file's real layout), every test
@@ -29,18 +29,15 @@ import requests
 import xarray as xr
 from scipy.io import netcdf_file
 
-from tests.support import files
-from tests.support.cmr_server import (
-    COLLECTIONS_CONTENT_TYPE,
-    FakeCMR,
+from titiler_cmr_compatibility.sample import files
+from titiler_cmr_compatibility.sample.cmr import COLLECTIONS_CONTENT_TYPE, FakeCMR, make_collection, make_granule
+from titiler_cmr_compatibility.sample.data import DataServer
+from tests.support.fixtures import (
     fixtures_dir,
     load_fixture_collections,
     load_fixture_granule_index,
     load_fixture_granules,
-    make_collection,
-    make_granule,
 )
-from tests.support.data_server import DataServer
 
 GAMSSA = "C2036881735-POCLOUD"
 GAMSSA_PATH = (

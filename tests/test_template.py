@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-from tests.support import files
+from titiler_cmr_compatibility.sample import files
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from titiler_cmr_compatibility.formats import FormatFamily
 from titiler_cmr_compatibility.umm import CollectionInfo, data_center_for_provider, read_granule
-from tests.support.cmr_server import load_fixture_collections, load_fixture_granules, make_granule
+from titiler_cmr_compatibility.sample.cmr import make_granule
+from tests.support.fixtures import load_fixture_collections, load_fixture_granules
 
 
 def collection(concept_id: str) -> CollectionInfo:

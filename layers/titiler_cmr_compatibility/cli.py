@@ -1,7 +1,7 @@
-"""Command line: `titiler-cmr-compat check --collection-id C...`.
+"""Command line: `titiler-cmr-compat check|survey|demo`.
 
-The predecessor's form, `python -m titiler_cmr_compatibility.cli --collection-id C...`, takes the
-same flags and prints the same thing.
+The predecessor's forms keep working: `python -m titiler_cmr_compatibility.cli --collection-id C...`
+checks one collection, and its `--lithops-*` flags map onto the `survey` commands.
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ import json
 import logging
 import re
 import sys
+from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 
 from .check import check_collection
 from .result import CheckResult
@@ -51,6 +53,258 @@ def _add_check_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="log debug messages to stderr")
 
 
+SURVEY_PHASES = {
+    "run": "setup, then process and reprocess until nothing is pending, then the report",
+    "setup": "list collections from CMR and write one marker per collection",
+    "process": "check every pending collection once (one Lithops wave)",
+    "reprocess": "check pending collections again, or those with --reason R",
+    "status": "totals, done, pending, attempts and counts by reason",
+    "query": "concept ids by compatibility and/or reason",
+    "report": "compile the report from every result (JSON, CSV, Parquet in the store)",
+    "download": "write the report to --output-file (.json, .csv or .parquet)",
+}
+DEFAULT_STORE = "survey-output"
+
+
+class SurveyInputError(Exception):
+    """A survey command that cannot run as asked (the message says why)."""
+
+
+def _true_false(value: str) -> bool:
+    lowered = value.lower()
+    if lowered not in ("true", "false"):
+        raise argparse.ArgumentTypeError("must be true or false")
+    return lowered == "true"
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError("must be a positive whole number")
+    return number
+
+
+def _add_survey_arguments(parser: argparse.ArgumentParser, phase: str) -> None:
+    parser.set_defaults(handler=run_survey_phase)
+    parser.add_argument("--store", default=DEFAULT_STORE,
+                        help=f"a local directory or s3://bucket/prefix (default: ./{DEFAULT_STORE})")  # fmt: skip
+    parser.add_argument("--run", help="run id; the same id continues a run (default: this month, e.g. 2026-11)")
+    parser.add_argument("--debug", action="store_true", help="log debug messages to stderr")
+    if phase in ("run", "setup"):
+        parser.add_argument("--limit", type=_positive_int, help="survey only the N most used collections")
+        parser.add_argument("--provider", action="append", help="only this CMR provider (repeatable; default: all EOSDIS)")
+    if phase in ("run", "setup", "process", "reprocess"):
+        parser.add_argument("--cmr-url", help="CMR root URL (default: production; also CMR_URL)")
+    if phase in ("run", "process", "reprocess"):
+        parser.add_argument("--executor", choices=["localhost", "aws_lambda"],
+                            help="Lithops backend (default: the config file's, else localhost: processes here)")  # fmt: skip
+        parser.add_argument("--lithops-config-file", type=Path, help="Lithops configuration (e.g. lithops.yaml)")
+        parser.add_argument("--access-type", choices=["direct", "external"], help="see `check --help`")
+        parser.add_argument("--batch-size", type=_positive_int, default=4, help="collections per Lithops call")
+        parser.add_argument("--timeout", type=_positive, help="seconds per collection check (default 120)")
+    if phase == "run":
+        parser.add_argument("--max-attempts", type=_positive_int, default=3, help="attempts per collection (default 3)")
+    if phase == "reprocess":
+        parser.add_argument("--reason", help="re-check collections whose result has this incompatible_reason")
+    if phase == "status":
+        parser.add_argument("--json", action="store_true", help="print the status as JSON")
+    if phase == "query":
+        parser.add_argument("--tiling-compatible", type=_true_false, help="true or false")
+        parser.add_argument("--reason", help="an incompatible_reason value")
+    if phase == "download":
+        parser.add_argument("--output-file", type=Path, required=True, help="report file: .json, .csv or .parquet")
+
+
+def _survey(args: argparse.Namespace):
+    from .storage import open_storage
+    from .survey import Survey, default_run_id
+
+    return Survey(open_storage(args.store), args.run or default_run_id())
+
+
+def _worker_settings(settings: Settings) -> dict:
+    """What workers need to know, and nothing secret: they read credentials themselves."""
+    return {
+        "cmr_url": settings.cmr_url,
+        "access_type": settings.access_type,
+        "check_timeout": settings.check_timeout,
+        "titiler_endpoint": settings.titiler_endpoint,
+        "data_request_timeout": settings.data_request_timeout,
+    }
+
+
+def _progress(total: int | None, description: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=description, unit="collection", file=sys.stderr, disable=None)
+
+
+def _setup(survey, args: argparse.Namespace, settings: Settings) -> None:
+    from .cmr import CMRClient
+
+    cmr = CMRClient(settings)
+    providers = args.provider or cmr.eosdis_providers()
+    total = min(cmr.collection_hits(providers), args.limit or float("inf"))
+    with _progress(int(total), "setup: markers") as bar:
+        stats = survey.setup(
+            cmr.search_collections(providers=providers, limit=args.limit),
+            manifest={"cmr_url": settings.cmr_url, "limit": args.limit, "providers": len(providers)},
+            on_progress=bar.update,
+        )
+    print(f"setup: {stats.listed:,} collections listed in {cmr.requests_made} CMR requests; "
+          f"{stats.created:,} markers written, {stats.existing:,} already there ({stats.seconds:.1f} s)")  # fmt: skip
+
+
+def _executor(args: argparse.Namespace):
+    from .survey import lithops_executor
+
+    if args.executor == "aws_lambda" and not args.lithops_config_file:
+        raise SurveyInputError("--executor aws_lambda needs --lithops-config-file (see lithops.yaml)")
+    if args.lithops_config_file and not args.lithops_config_file.exists():
+        raise SurveyInputError(f"no Lithops configuration at {args.lithops_config_file}")
+    return lithops_executor(args.executor, args.lithops_config_file)
+
+
+def _print_status(survey) -> None:
+    status = survey_status(survey)
+    print(f"run {survey.run} in {survey.storage.location}: {status['collections']:,} collections, "
+          f"{status['done']:,} done, {status['pending']:,} pending, {status['compatible']:,} compatible")  # fmt: skip
+    for reason, count in status["by_reason"].items():
+        print(f"  {reason:<32} {count:>7,}")
+
+
+def survey_status(survey) -> dict:
+    scan = survey.scan()
+    results = survey.read_results(sorted(scan.results))
+    reasons = Counter(r.get("incompatible_reason") or "compatible" for r in results)
+    return {
+        "run": survey.run,
+        "collections": len(scan.markers),
+        "done": len(scan.results & scan.markers),
+        "pending": len(scan.pending),
+        "compatible": reasons.get("compatible", 0),
+        "attempts": sum(scan.attempts.values()),
+        "by_reason": dict(reasons.most_common()),
+    }
+
+
+def run_survey_phase(args: argparse.Namespace) -> int:
+    survey = _survey(args)
+    phase = args.phase
+    settings = _settings(args)
+    if phase == "setup":
+        _setup(survey, args, settings)
+    elif phase in ("run", "process", "reprocess"):
+        if phase == "run":
+            _setup(survey, args, settings)
+        executor = _executor(args)
+        values = _worker_settings(settings)
+        if phase == "run":
+            survey.run_loop(executor, values, max_attempts=args.max_attempts, batch_size=args.batch_size,
+                            on_wave=lambda n, size: print(f"wave {n}: checking {size:,} pending collections"),
+                            show_progress=True)  # fmt: skip
+        elif phase == "reprocess" and args.reason:
+            survey.reprocess_reason(args.reason, executor, values, args.batch_size, show_progress=True)
+        else:
+            scan = survey.scan()
+            work = [(cid, scan.attempts[cid] + 1) for cid in scan.pending]
+            print(f"{phase}: checking {len(work):,} pending collections")
+            survey.process(work, executor, values, args.batch_size, show_progress=True)
+        if phase == "run":
+            report, written = survey.compile_report()
+            _print_status(survey)
+            print(f"report: {survey.storage.location}/{survey.run}/report/report.json (+ .csv, .parquet)")
+        else:
+            _print_status(survey)
+    elif phase == "status":
+        if args.json:
+            print(json.dumps(survey_status(survey), indent=2))
+        else:
+            _print_status(survey)
+    elif phase == "query":
+        results = survey.read_results(sorted(survey.scan().results))
+        for result in sorted(results, key=lambda r: r["collection_concept_id"]):
+            if args.tiling_compatible is not None and bool(result.get("tiling_compatible")) != args.tiling_compatible:
+                continue
+            if args.reason and result.get("incompatible_reason") != args.reason:
+                continue
+            print(result["collection_concept_id"])
+    elif phase == "report":
+        report, written = survey.compile_report()
+        summary_ = report["summary"]
+        print(f"report: {summary_['collections']:,} collections, {summary_['compatible']:,} compatible; "
+              f"{written:,} bytes written to {survey.storage.location}/{survey.run}/report/")  # fmt: skip
+    elif phase == "download":
+        from .report import EXPORT_FORMATS, export_file
+
+        if args.output_file.suffix.lower() not in EXPORT_FORMATS:
+            raise SurveyInputError(f"--output-file must end in {', '.join(EXPORT_FORMATS)}")
+        report = survey.load_report() or survey.compile_report()[0]
+        size = export_file(report["rows"], args.output_file)
+        print(f"wrote {len(report['rows']):,} rows ({size:,} bytes) to {args.output_file}")
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from .sample.demo import run_demo as demo
+
+    return demo(args.dir)
+
+
+# The predecessor's survey flags, and the survey command each one means.
+_PREDECESSOR_PHASES = {
+    "--lithops-setup": "setup",
+    "--lithops-process": "process",
+    "--lithops-reprocess": "reprocess",
+    "--lithops-status": "status",
+    "--lithops-query": "query",
+    "--lithops-download": "download",
+}
+
+
+def translate_predecessor_flags(argv: list[str]) -> list[str]:
+    """`--lithops --lithops-setup --s3-bucket B --s3-prefix P --total-collections N ...` →
+    `survey setup --store s3://B/P --limit N ...`."""
+    legacy = argparse.ArgumentParser(prog="titiler-cmr-compat", add_help=False)
+    legacy.add_argument("--lithops", action="store_true")
+    for flag in _PREDECESSOR_PHASES:
+        legacy.add_argument(flag, action="store_true")
+    legacy.add_argument("--lithops-reprocess-reason")
+    legacy.add_argument("--lithops-config-file")
+    legacy.add_argument("--s3-bucket")
+    legacy.add_argument("--s3-prefix", default="collections")
+    legacy.add_argument("--total-collections")
+    legacy.add_argument("--batch-size")
+    legacy.add_argument("--access-type")
+    legacy.add_argument("--tiling-compatible")
+    legacy.add_argument("--incompatibility-reason")
+    legacy.add_argument("--output-file")
+    known, rest = legacy.parse_known_args(argv)
+    phases = [phase for flag, phase in _PREDECESSOR_PHASES.items() if getattr(known, flag[2:].replace("-", "_"))]
+    if known.lithops_reprocess_reason:
+        phases.append("reprocess")
+    if len(set(phases)) != 1:
+        raise SystemExit("titiler-cmr-compat: error: give exactly one of " + ", ".join(_PREDECESSOR_PHASES) + ", --lithops-reprocess-reason")
+    phase = phases[0]
+    translated = ["survey", phase]
+    if known.s3_bucket:
+        translated += ["--store", f"s3://{known.s3_bucket}/{known.s3_prefix}".rstrip("/")]
+    options = {
+        "--limit": known.total_collections if phase == "setup" else None,
+        "--batch-size": known.batch_size if phase in ("process", "reprocess") else None,
+        "--access-type": known.access_type if phase in ("process", "reprocess") else None,
+        "--reason": known.lithops_reprocess_reason or (known.incompatibility_reason if phase == "query" else None),
+        "--tiling-compatible": known.tiling_compatible if phase == "query" else None,
+        "--output-file": known.output_file if phase == "download" else None,
+    }
+    if phase in ("process", "reprocess") and known.lithops_config_file:
+        translated += ["--lithops-config-file", known.lithops_config_file]
+    for flag, value in options.items():
+        if value is not None:
+            translated += [flag, value]
+    return translated + rest
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="titiler-cmr-compat",
@@ -59,6 +313,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check", help="check one collection")
     _add_check_arguments(check)
+    check.set_defaults(handler=run_check)
+    survey_parser = commands.add_parser("survey", help="survey many collections (markers, Lithops, report)")
+    survey_commands = survey_parser.add_subparsers(dest="phase", required=True)
+    for phase, help_text in SURVEY_PHASES.items():
+        _add_survey_arguments(survey_commands.add_parser(phase, help=help_text), phase)
+    demo = commands.add_parser("demo", help="the whole survey offline, on sample data served on 127.0.0.1")
+    demo.add_argument("--dir", type=Path, default=Path("demo-output"), help="where the sample and the survey go")
+    demo.add_argument("--debug", action="store_true", help="log debug messages to stderr")
+    demo.set_defaults(handler=run_demo)
     return parser
 
 
@@ -92,9 +355,15 @@ def summary(result: CheckResult) -> str:
     return "\n".join(lines)
 
 
+def _settings(args: argparse.Namespace) -> Settings:
+    """Settings from the environment, with the command line's flags on top (read once)."""
+    flags = {"cmr_url": getattr(args, "cmr_url", None), "check_timeout": getattr(args, "timeout", None),
+             "access_type": getattr(args, "access_type", None)}  # fmt: skip
+    return Settings(**{key: value for key, value in flags.items() if value})
+
+
 def run_check(args: argparse.Namespace) -> int:
-    overrides = {key: value for key, value in (("cmr_url", args.cmr_url), ("check_timeout", args.timeout)) if value}
-    settings = Settings(**overrides)
+    settings = _settings(args)
     result = check_collection(
         args.collection_id, granule_id=args.granule_id, access_type=args.access_type, settings=settings
     )
@@ -104,12 +373,18 @@ def run_check(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0].startswith("--") and argv[0] not in ("--help", "-h"):
+    if any(arg.startswith("--lithops") for arg in argv):
+        argv = translate_predecessor_flags(argv)
+    elif argv and argv[0].startswith("--") and argv[0] not in ("--help", "-h"):
         argv.insert(0, "check")  # the predecessor's form: flags only, no command
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
-    return run_check(args)
+    try:
+        return args.handler(args)
+    except (SurveyInputError, ValueError) as error:
+        print(f"titiler-cmr-compat: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

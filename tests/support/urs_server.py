@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from .http_base import LocalHTTPServer, Request, Response
+from titiler_cmr_compatibility.sample.server import LocalHTTPServer, Request, Response
 
 
 class FakeURS(LocalHTTPServer):

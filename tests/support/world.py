@@ -13,8 +13,10 @@ from typing import Any
 
 from titiler_cmr_compatibility.settings import Settings
 
-from .cmr_server import FakeCMR, fixtures_dir, load_fixture_collections, load_fixture_granules, make_collection, make_granule
-from .data_server import DataServer
+from titiler_cmr_compatibility.sample.cmr import FakeCMR, make_collection, make_granule
+from titiler_cmr_compatibility.sample.data import DataServer
+
+from .fixtures import fixtures_dir, load_fixture_collections, load_fixture_granules
 
 _ids = itertools.count(1000)
 

@@ -1,10 +1,11 @@
-"""A fake NASA CMR search API on loopback, plus loaders and builders for UMM records.
+"""A fake NASA CMR search API on loopback, and builders for synthetic UMM records.
 
 The survey tool talks to CMR over plain HTTP (collections search, granule search, providers),
-so the most faithful test double is an HTTP server that answers the way CMR does: the same
-paths, parameters, headers, paging (``CMR-Search-After``), limits and error bodies. Records are
-the real recorded items from ``fixtures/cmr`` (see ``fixtures/README.md`` §2-4, §8) or
-synthetic ones from ``make_collection``/``make_granule`` for generated files.
+so the most faithful stand-in is an HTTP server that answers the way CMR does: the same
+paths, parameters, headers, paging (``CMR-Search-After``), limits and error bodies. It serves
+whatever records it is given: the tests feed it real recorded items (``tests/support/fixtures``),
+the ``demo`` command the synthetic ones from ``make_collection``/``make_granule``
+(``sample.demo``).
 
 Validation messages are CMR's own (``cmr.common-app.services.search.parameter-validation``), so
 a client that mishandles an error is tested against the real wording. Parameters the fake does
@@ -15,19 +16,16 @@ Pass ``strict=False`` to ignore them instead.
 
 from __future__ import annotations
 
-import functools
-import gzip
 import json
-import os
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
-from .http_base import LocalHTTPServer, Request, Response, substring_matcher
+from .server import LocalHTTPServer, Request, Response, substring_matcher
 
 __all__ = [
     "COLLECTIONS_CONTENT_TYPE",
@@ -35,10 +33,6 @@ __all__ = [
     "MAX_PAGE_SIZE",
     "PAGING_DEPTH_LIMIT",
     "FakeCMR",
-    "fixtures_dir",
-    "load_fixture_collections",
-    "load_fixture_granule_index",
-    "load_fixture_granules",
     "make_collection",
     "make_granule",
     "provider_item",
@@ -51,64 +45,6 @@ DEFAULT_PAGE_SIZE = 10
 PAGING_DEPTH_LIMIT = 1_000_000
 
 Item = dict[str, Any]
-
-# ------------------------------------------------------------------------------------ fixtures
-
-
-def fixtures_dir() -> Path:
-    """The shared fixtures folder: ``$FIXTURES_DIR``, else ``<repo>/../shared/fixtures``."""
-    configured = os.environ.get("FIXTURES_DIR")
-    if configured:
-        return Path(configured)
-    repo = Path(__file__).resolve().parents[2]
-    return repo.parent / "shared" / "fixtures"
-
-
-@functools.cache
-def _fixture_collection_lines(path: Path) -> tuple[tuple[str, ...], dict[str, int]]:
-    """Decompress the 41.8 MB collections file once per process, and index it by concept id.
-
-    The cache holds JSON text, not parsed dicts: every caller gets objects of its own, because
-    tests do edit records (e.g. point an endpoint at a local server) and a shared parsed cache
-    would leak such edits into unrelated tests.
-    """
-    with gzip.open(path, "rt", encoding="utf-8") as handle:
-        lines = tuple(line for line in handle if line.strip())
-    index = {json.loads(line)["meta"]["concept-id"]: number for number, line in enumerate(lines)}
-    return lines, index
-
-
-def load_fixture_collections(ids: Iterable[str] | None = None) -> list[Item]:
-    """The recorded UMM-C items (4,009), in file order, or only those with the given concept ids.
-
-    Each call returns freshly parsed dicts, safe to modify (the full list takes ~0.8 s to
-    parse, a handful of ids ~1 ms; decompression happens once per process). Unknown ids raise
-    ``KeyError`` so a typo in a test is not mistaken for "no such collection".
-    """
-    lines, index = _fixture_collection_lines(
-        fixtures_dir() / "cmr" / "collections.umm_json.jsonl.gz"
-    )
-    if ids is None:
-        return [json.loads(line) for line in lines]
-    wanted = list(ids)
-    missing = [concept_id for concept_id in wanted if concept_id not in index]
-    if missing:
-        raise KeyError(f"not in the collections fixture: {missing}")
-    return [json.loads(lines[index[concept_id]]) for concept_id in wanted]
-
-
-def load_fixture_granules(collection_id: str) -> list[Item]:
-    """The recorded UMM-G items of one collection (``cmr/granules/<id>.umm_json.jsonl``)."""
-    path = fixtures_dir() / "cmr" / "granules" / f"{collection_id}.umm_json.jsonl"
-    with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
-
-
-def load_fixture_granule_index() -> list[dict[str, Any]]:
-    """``cmr/granules_index.json``: per granule file, counts and ``recorded_hits``."""
-    path = fixtures_dir() / "cmr" / "granules_index.json"
-    return list(json.loads(path.read_text(encoding="utf-8")))
-
 
 # ------------------------------------------------------------------------------------ builders
 
@@ -162,7 +98,7 @@ def make_collection(
         "ShortName": short_name,
         "Version": version,
         "EntryTitle": title,
-        "Abstract": f"Synthetic collection {short_name} for tests.",
+        "Abstract": f"Synthetic collection {short_name}.",
         "CollectionDataType": "SCIENCE_QUALITY",
         "CollectionProgress": "ACTIVE",
         "ScienceKeywords": [
@@ -325,7 +261,7 @@ def provider_item(provider_id: str, consortiums: Sequence[str] | None = ("EOSDIS
             "URL": "https://cdn.earthdata.nasa.gov/umm/provider/v1.0.0",
         },
         "ProviderId": provider_id,
-        "DescriptionOfHolding": f"Test holdings of {provider_id}",
+        "DescriptionOfHolding": f"Synthetic holdings of {provider_id}",
         "Organizations": [
             {
                 "ShortName": provider_id,

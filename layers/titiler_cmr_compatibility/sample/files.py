@@ -2,13 +2,16 @@
 
 Each generator is ``(directory, **options) -> Path``: it writes one file into ``directory`` and
 returns its path. Content is deterministic (fixed formulas and seeded noise), so a test can
-assert values, and every file opens with its real reader (h5py, h5netcdf, xarray, scipy,
-rasterio). The layouts mirror the earlier survey's failure modes (README §8, ENGINEERING_NOTES):
-a scalar ``crs`` listed before the data variables, bounds variables, packed integers with
-``valid_min``/``valid_max`` in packed units, grids that live only inside a group, swaths with
-2-D coordinates, HDF-EOS5 grids without CF coordinates, non-data files behind data URLs
-(HTML login pages, text, archives, truncated downloads), and GeoTIFFs with and without the
-cloud-optimised layout.
+assert values and the demo shows the same sample every time, and every file opens with its real
+reader (h5py, h5netcdf, xarray, scipy, rasterio). The layouts mirror the earlier survey's
+failure modes (README §8, ENGINEERING_NOTES): a scalar ``crs`` listed before the data
+variables, bounds variables, packed integers with ``valid_min``/``valid_max`` in packed units,
+grids that live only inside a group, swaths with 2-D coordinates, HDF-EOS5 grids without CF
+coordinates, non-data files behind data URLs (HTML login pages, text, archives, truncated
+downloads), and GeoTIFFs with and without the cloud-optimised layout.
+
+h5netcdf, h5py, numpy and rasterio are runtime dependencies of the package; scipy is only a
+test dependency, so ``netcdf3_grid`` imports it when called.
 """
 
 from __future__ import annotations
@@ -30,9 +33,8 @@ import rasterio.shutil
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.transform import from_bounds
-from scipy.io import netcdf_file
 
-from .data_server import EARTHDATA_LOGIN_HTML
+from .data import EARTHDATA_LOGIN_HTML
 
 __all__ = [
     "cog",
@@ -135,7 +137,7 @@ def netcdf4_grid(
     path = Path(directory) / name
     with h5netcdf.File(path, "w") as root:
         root.attrs.update(
-            {"Conventions": "CF-1.8", "title": f"Synthetic grid {name}", "source": "tests"}
+            {"Conventions": "CF-1.8", "title": f"Synthetic grid {name}", "source": "synthetic"}
         )
         target = root.create_group(group) if group else root
         dims: dict[str, int] = {"lat": lat, "lon": lon}
@@ -351,7 +353,12 @@ def hdfeos5_grid(
 
 
 def netcdf3_grid(directory: Path, name: str = "grid3.nc", lat: int = 45, lon: int = 90) -> Path:
-    """A classic netCDF-3 file (``CDF\\x01``) with a CF lat/lon grid, via scipy."""
+    """A classic netCDF-3 file (``CDF\\x01``) with a CF lat/lon grid, via scipy.
+
+    scipy is imported here, not at module level: it is a test dependency, not a runtime one.
+    """
+    from scipy.io import netcdf_file
+
     path = Path(directory) / name
     lats, lons = _centres(lat, -90.0, 90.0), _centres(lon, -180.0, 180.0)
     with netcdf_file(path, "w", version=1) as handle:

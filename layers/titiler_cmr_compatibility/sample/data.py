@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from .http_base import FileSlice, LocalHTTPServer, Request, Response
+from .server import FileSlice, LocalHTTPServer, Request, Response
 
 __all__ = ["EARTHDATA_LOGIN_HTML", "DataServer"]
 
@@ -110,7 +110,7 @@ class DataServer(LocalHTTPServer):
     """Static files over HTTP with Range, auth and fault behaviours.
 
     Args:
-        root: directory served as ``GET /<relative path>`` (e.g. ``fixtures_dir() / "data"``).
+        root: directory served as ``GET /<relative path>`` (e.g. the recorded ``fixtures/data``).
             Paths added with ``add`` take precedence.
     """
 

@@ -1,4 +1,4 @@
-"""Shared machinery for the local test HTTP servers (``FakeCMR``, ``DataServer``).
+"""Shared machinery for the loopback HTTP servers (``FakeCMR``, ``DataServer``).
 
 Both fakes need the same things: a threaded loopback server with a clean lifecycle, a log of
 every request, per-path byte accounting and fault injection. They live here once, so that each
@@ -8,7 +8,7 @@ bytes travel.
 Design points, each one a failure mode seen with real clients:
 
 * ``stop()`` never waits for handler threads. A handler that was told to hang, or a client
-  that keeps a pooled keep-alive connection open, must not stall the test suite, so
+  that keeps a pooled keep-alive connection open, must not stall a test suite or the demo, so
   ``stop()`` wakes every waiting handler, shuts down every open client socket and does not
   join handler threads (``block_on_close = False``; they are daemon threads).
 * Clients such as GDAL and obstore close connections as soon as they have the bytes they want.

@@ -1,0 +1,213 @@
+"""A whole survey on one machine: markers, Lithops localhost, the reprocess loop, the report —
+in a local directory and in moto S3."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from titiler_cmr_compatibility.cmr import CMRClient
+from titiler_cmr_compatibility.result import Reason
+from titiler_cmr_compatibility.sample import files
+from titiler_cmr_compatibility.storage import open_storage
+from titiler_cmr_compatibility.survey import MARKER, RESULT, Survey, lithops_executor
+from tests.support.aws import moto_server, s3_client
+from tests.support.fixtures import load_fixture_collections
+from tests.support.workers import CRASH_MARK, crash_always, crash_first_attempt
+
+RUN = "2026-11"
+WITH_DATA = ["C2036881735-POCLOUD", "C2021957657-LPCLOUD", "C2623694361-GES_DISC"]
+WITH_GRANULES = ["C2077042612-POCLOUD", "C2532426483-ORNL_CLOUD", "C2270392799-POCLOUD", "C1598621093-GES_DISC"]
+
+
+def real_records_without_granules(count: int) -> list[dict]:
+    """Real records of several providers and formats (their granules are not in the fixtures)."""
+    chosen, providers = [], {}
+    for item in load_fixture_collections():
+        provider = item["meta"]["provider-id"]
+        if item["meta"].get("granule-count") and providers.get(provider, 0) < 3 and item["meta"]["concept-id"] not in WITH_DATA + WITH_GRANULES:
+            providers[provider] = providers.get(provider, 0) + 1
+            chosen.append(item)
+        if len(chosen) == count:
+            break
+    return chosen
+
+
+@pytest.fixture
+def populated(world, tmp_path):
+    """Real records (with their real data where the fixtures have it) and generated ones."""
+    for concept_id in WITH_DATA + WITH_GRANULES:
+        world.add_fixture_collection(concept_id)
+    for granule in world.cmr.granules["C2623694361-GES_DISC"]:
+        for related in granule["umm"]["RelatedUrls"]:
+            if related["Type"] == "GET DATA":
+                world.data.add("/" + related["URL"].split("/", 3)[3], files.text_file(tmp_path))
+    world.cmr.collections.extend(real_records_without_granules(20))
+    world.publish(files.netcdf4_grid(tmp_path, "grid.nc"))
+    world.publish(files.cog(tmp_path, size=512))
+    return world
+
+
+def worker_settings(world) -> dict:
+    settings = world.settings()
+    return {"cmr_url": settings.cmr_url, "access_type": "external", "check_timeout": 60}
+
+
+def setup(world, survey: Survey, limit: int | None = None):
+    cmr = CMRClient(world.settings())
+    return survey.setup(cmr.search_collections(providers=cmr.eosdis_providers(), limit=limit))
+
+
+def test_setup_is_idempotent(world, tmp_path):
+    world.cmr.collections.extend(real_records_without_granules(12))
+    survey = Survey(open_storage(tmp_path / "store"), RUN)
+    first = setup(world, survey)
+    assert first.created == first.listed == 12
+    puts = survey.storage.stats.puts
+    second = setup(world, survey)
+    assert second.created == 0 and second.existing == 12
+    assert survey.storage.stats.puts - puts <= 1  # at most the manifest's create, refused
+    marker = json.loads(survey.storage.read(survey.key(world.cmr.collections[0]["meta"]["concept-id"], MARKER)))
+    assert marker["concept_id"] == world.cmr.collections[0]["meta"]["concept-id"] and "formats" in marker
+
+
+def test_setup_pages_cmr_2000_at_a_time(world, tmp_path):
+    world.cmr.collections.extend(load_fixture_collections()[:4009])
+    survey = Survey(open_storage(tmp_path / "store"), RUN)
+    cmr = CMRClient(world.settings())
+    stats = survey.setup(cmr.search_collections(providers=cmr.eosdis_providers(), has_granules=False))
+    assert stats.created == 4009
+    assert world.cmr.count("collections.umm_json") == 3  # ceil(4009 / 2000)
+
+
+def _full_survey(world, storage) -> Survey:
+    survey = Survey(storage, RUN)
+    setup(world, survey)
+    survey.run_loop(lithops_executor("localhost"), worker_settings(world), batch_size=4)
+    return survey
+
+
+def _assert_complete(survey: Survey, world) -> dict:
+    scan = survey.scan()
+    assert scan.pending == [] and scan.markers == scan.results
+    report, written = survey.compile_report()
+    assert set(report["rows"]) == scan.markers and written > 0
+    rows = report["rows"]
+    assert rows["C2036881735-POCLOUD"]["tiling_compatible"] is True
+    assert rows["C2623694361-GES_DISC"]["incompatible_reason"] == Reason.UNSUPPORTED_FORMAT
+    assert all(r["tiling_compatible"] or r["incompatible_reason"] for r in rows.values())
+    assert report["summary"]["collections"] == len(scan.markers)
+    return report
+
+
+def test_full_local_survey(populated, tmp_path):
+    survey = _full_survey(populated, open_storage(tmp_path / "store"))
+    report = _assert_complete(survey, populated)
+    assert report["summary"]["by_reason"]["no_granule_found"]["collections"] == 20
+    assert sum(1 for row in report["rows"].values() if row["tiling_compatible"]) >= 3
+    for extension in ("json", "csv", "parquet"):
+        assert (tmp_path / "store" / RUN / "report" / f"report.{extension}").stat().st_size > 0
+
+
+def test_full_survey_in_s3(populated, monkeypatch):
+    with moto_server() as endpoint:
+        for name, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test",
+                            "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-west-2"}.items():  # fmt: skip
+            monkeypatch.setenv(name, value)
+        s3_client(endpoint).create_bucket(Bucket="survey", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+        survey = _full_survey(populated, open_storage("s3://survey/compat"))
+        _assert_complete(survey, populated)
+        keys = [o["Key"] for o in s3_client(endpoint).list_objects_v2(Bucket="survey", Prefix=f"compat/{RUN}/report/")["Contents"]]
+        assert sorted(keys) == [f"compat/{RUN}/report/report.{ext}" for ext in ("csv", "json", "parquet")]
+
+
+@pytest.mark.parametrize("store_kind", ["local", "s3"])
+def test_a_worker_that_always_crashes_ends_with_terminal_records(world, tmp_path, monkeypatch, store_kind):
+    for i in range(2):
+        world.publish(files.netcdf4_grid(tmp_path, f"ok{i}.nc"))
+    crashing = world.publish(files.netcdf4_grid(tmp_path, "crash.nc"), provider="TEST" + CRASH_MARK)
+    with moto_server() as endpoint:
+        if store_kind == "s3":
+            for name, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test",
+                                "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-west-2"}.items():  # fmt: skip
+                monkeypatch.setenv(name, value)
+            s3_client(endpoint).create_bucket(Bucket="survey", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+            storage = open_storage("s3://survey")
+        else:
+            storage = open_storage(tmp_path / "store")
+        survey = Survey(storage, RUN)
+        setup(world, survey)
+        waves = survey.run_loop(lithops_executor("localhost"), worker_settings(world), max_attempts=3,
+                                batch_size=1, worker=crash_always)  # fmt: skip
+        assert [wave.submitted for wave in waves] == [3, 1, 1]
+        assert [wave.failed_calls for wave in waves] == [1, 1, 1]
+        scan = survey.scan()
+        assert scan.pending == [] and scan.attempts[crashing] == 3
+        terminal = json.loads(survey.storage.read(survey.key(crashing, RESULT)))
+        assert terminal["incompatible_reason"] == Reason.PROCESSING_FAILED
+        assert "after 3 attempts" in terminal["error_message"] and "exited with code 137" in terminal["error_message"]
+        assert terminal["collection_short_name_and_version"]  # filled from the marker
+
+
+def test_a_worker_failing_once_is_taken_by_the_reprocess_loop(world, tmp_path):
+    crashing = world.publish(files.netcdf4_grid(tmp_path, "crash.nc"), provider="TEST" + CRASH_MARK)
+    world.publish(files.netcdf4_grid(tmp_path, "ok.nc"))
+    survey = Survey(open_storage(tmp_path / "store"), RUN)
+    setup(world, survey)
+    waves = survey.run_loop(lithops_executor("localhost"), worker_settings(world), batch_size=1, worker=crash_first_attempt)
+    assert [wave.submitted for wave in waves] == [2, 1]
+    result = json.loads(survey.storage.read(survey.key(crashing, RESULT)))
+    assert result["tiling_compatible"] is True
+    assert survey.scan().attempts[crashing] == 2
+
+
+def test_reprocess_by_reason(world, tmp_path):
+    concept_id = world.publish(files.netcdf4_grid(tmp_path, "flaky.nc"))
+    survey = Survey(open_storage(tmp_path / "store"), RUN)
+    setup(world, survey)
+    world.cmr.fail_next(100, status=503, path_contains="granules")
+    executor = lithops_executor("localhost")
+    survey.run_loop(executor, worker_settings(world))
+    assert json.loads(survey.storage.read(survey.key(concept_id, RESULT)))["incompatible_reason"] == "cmr_error"
+    world.cmr.clear_faults()
+    stats = survey.reprocess_reason("cmr_error", executor, worker_settings(world))
+    assert stats.submitted == 1
+    assert json.loads(survey.storage.read(survey.key(concept_id, RESULT)))["tiling_compatible"] is True
+
+
+def test_killed_survey_resumes_without_losing_or_doubling(populated, tmp_path):
+    """Kill the survey process (and its Lithops workers) mid-run, run it again: only what was
+    pending is processed, and every collection ends with exactly one result."""
+    for path in ("/podaac-ops-cumulus-protected/", "/test-protected/"):
+        populated.data.slow(path, 1.5)
+    store = tmp_path / "store"
+    command = [sys.executable, "-m", "titiler_cmr_compatibility.cli", "survey", "run", "--store", str(store),
+               "--run", RUN, "--cmr-url", populated.cmr.search_url, "--batch-size", "1", "--access-type", "external"]  # fmt: skip
+    env = dict(os.environ)
+    process = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    survey = Survey(open_storage(store), RUN)
+    deadline = time.monotonic() + 120
+    while len(survey.scan().results) < 5 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    before = survey.scan()
+    assert 5 <= len(before.results) < len(before.markers), "the kill must land mid-survey"
+    finished = {cid: survey.storage.read(survey.key(cid, RESULT)) for cid in before.results}
+
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    after = survey.scan()
+    assert after.pending == [] and after.results == after.markers
+    for concept_id, body in finished.items():
+        assert survey.storage.read(survey.key(concept_id, RESULT)) == body  # not checked again
+        assert after.attempts[concept_id] == 1
+    report = survey.load_report()
+    assert set(report["rows"]) == after.markers
+    assert "report:" in completed.stdout
