@@ -69,3 +69,108 @@ def test_bad_input_is_a_clear_usage_error(argv, capsys):
         main(argv)
     assert exit_info.value.code == 2
     assert "error:" in capsys.readouterr().err
+
+
+# The survey commands
+
+
+def _survey_world(world, tmp_path, monkeypatch):
+    monkeypatch.setenv("CMR_URL", world.cmr.search_url)
+    ids = [world.publish(files.netcdf4_grid(tmp_path, f"g{i}.nc")) for i in range(2)]
+    ids.append(world.publish(files.text_file(tmp_path), formats=("ASCII",)))
+    return ids
+
+
+def test_survey_run_status_query_download(world, tmp_path, monkeypatch, capsys):
+    ids = _survey_world(world, tmp_path, monkeypatch)
+    store = str(tmp_path / "store")
+    assert main(["survey", "run", "--store", store, "--run", "2026-11", "--access-type", "external"]) == 0
+    out = capsys.readouterr().out
+    assert "3 markers written" in out and "3 collections, 3 done, 0 pending, 2 compatible" in out
+    assert f"{store}/2026-11/report/report.json" in out
+
+    assert main(["survey", "status", "--store", store, "--run", "2026-11", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["done"] == 3 and status["by_reason"] == {"compatible": 2, "unsupported_format": 1}
+
+    assert main(["survey", "query", "--store", store, "--run", "2026-11", "--tiling-compatible", "false"]) == 0
+    assert capsys.readouterr().out.split() == [ids[2]]
+    assert main(["survey", "query", "--store", store, "--run", "2026-11", "--reason", "unsupported_format"]) == 0
+    assert capsys.readouterr().out.split() == [ids[2]]
+
+    for extension in ("json", "csv", "parquet"):
+        output = tmp_path / f"out.{extension}"
+        assert main(["survey", "download", "--store", store, "--run", "2026-11", "--output-file", str(output)]) == 0
+        assert output.stat().st_size > 0
+    import pyarrow.parquet as pq
+
+    assert sorted(pq.read_table(tmp_path / "out.parquet").column("collection_concept_id").to_pylist()) == sorted(ids)
+
+
+def test_survey_setup_twice_and_a_second_run_id_do_not_mix(world, tmp_path, monkeypatch, capsys):
+    _survey_world(world, tmp_path, monkeypatch)
+    store = str(tmp_path / "store")
+    assert main(["survey", "setup", "--store", store, "--run", "2026-11"]) == 0
+    assert main(["survey", "setup", "--store", store, "--run", "2026-11"]) == 0
+    out = capsys.readouterr().out
+    assert "3 markers written, 0 already there" in out and "0 markers written, 3 already there" in out
+    assert main(["survey", "setup", "--store", store, "--run", "2027-01", "--limit", "2"]) == 0
+    capsys.readouterr()
+    assert main(["survey", "status", "--store", store, "--run", "2027-01", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["collections"] == 2
+    assert main(["survey", "status", "--store", store, "--run", "2026-11", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["collections"] == 3
+
+
+def test_download_refuses_an_unknown_extension(world, tmp_path, monkeypatch, capsys):
+    assert main(["survey", "download", "--store", str(tmp_path), "--output-file", str(tmp_path / "r.xlsx")]) == 2
+    assert "must end in .json, .csv, .parquet" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("legacy", "modern"),
+    [
+        (["--lithops", "--lithops-setup", "--s3-bucket", "b", "--s3-prefix", "p", "--total-collections", "50"],
+         ["survey", "setup", "--store", "s3://b/p", "--limit", "50"]),
+        (["--lithops", "--lithops-process", "--s3-bucket", "b", "--access-type", "external", "--batch-size", "8",
+          "--lithops-config-file", "lithops.yaml"],
+         ["survey", "process", "--store", "s3://b/collections", "--lithops-config-file", "lithops.yaml",
+          "--batch-size", "8", "--access-type", "external"]),
+        (["--lithops", "--lithops-reprocess", "--s3-bucket", "b"], ["survey", "reprocess", "--store", "s3://b/collections"]),
+        (["--lithops", "--lithops-reprocess-reason", "timeout", "--s3-bucket", "b"],
+         ["survey", "reprocess", "--store", "s3://b/collections", "--reason", "timeout"]),
+        (["--lithops", "--lithops-status", "--s3-bucket", "b"], ["survey", "status", "--store", "s3://b/collections"]),
+        (["--lithops", "--lithops-query", "--s3-bucket", "b", "--tiling-compatible", "false", "--incompatibility-reason", "forbidden"],
+         ["survey", "query", "--store", "s3://b/collections", "--reason", "forbidden", "--tiling-compatible", "false"]),
+        (["--lithops", "--lithops-download", "--s3-bucket", "b", "--output-file", "r.parquet"],
+         ["survey", "download", "--store", "s3://b/collections", "--output-file", "r.parquet"]),
+    ],
+)  # fmt: skip
+def test_predecessor_survey_flags_map_to_survey_commands(legacy, modern):
+    from titiler_cmr_compatibility.cli import translate_predecessor_flags
+
+    assert translate_predecessor_flags(legacy) == modern
+
+
+def test_predecessor_flags_run_against_s3(world, tmp_path, monkeypatch, capsys):
+    from tests.support.aws import moto_server, s3_client
+
+    _survey_world(world, tmp_path, monkeypatch)
+    with moto_server() as endpoint:
+        for name, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test",
+                            "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-west-2"}.items():  # fmt: skip
+            monkeypatch.setenv(name, value)
+        s3_client(endpoint).create_bucket(Bucket="legacy", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+        assert main(["--lithops", "--lithops-setup", "--s3-bucket", "legacy", "--total-collections", "2"]) == 0
+        assert main(["--lithops", "--lithops-process", "--s3-bucket", "legacy", "--access-type", "external"]) == 0
+        assert main(["--lithops", "--lithops-status", "--s3-bucket", "legacy"]) == 0
+        out = capsys.readouterr().out
+        assert "2 markers written" in out and "2 collections, 2 done, 0 pending, 2 compatible" in out
+        output = tmp_path / "legacy.csv"
+        assert main(["--lithops", "--lithops-download", "--s3-bucket", "legacy", "--output-file", str(output)]) == 0
+        assert output.read_text().count("\n") == 3  # header + 2 rows
+
+
+def test_predecessor_flags_need_exactly_one_phase():
+    with pytest.raises(SystemExit, match="exactly one"):
+        main(["--lithops", "--lithops-setup", "--lithops-status"])

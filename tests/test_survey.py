@@ -185,7 +185,7 @@ def test_killed_survey_resumes_without_losing_or_doubling(populated, tmp_path):
     """Kill the survey process (and its Lithops workers) mid-run, run it again: only what was
     pending is processed, and every collection ends with exactly one result."""
     for path in ("/podaac-ops-cumulus-protected/", "/test-protected/"):
-        populated.data.slow(path, 1.5)
+        populated.data.slow(path, 0.5)
     store = tmp_path / "store"
     command = [sys.executable, "-m", "titiler_cmr_compatibility.cli", "survey", "run", "--store", str(store),
                "--run", RUN, "--cmr-url", populated.cmr.search_url, "--batch-size", "1", "--access-type", "external"]  # fmt: skip
