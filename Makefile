@@ -6,13 +6,23 @@ COLLECTION ?= C2036881735-POCLOUD
 CHECK_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: check test bench clean
+SURVEY_ARGS ?=
+
+.PHONY: survey demo check test bench clean
 
 $(BIN)/titiler-cmr-compat: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[survey,test]'
 	touch $@
+
+## The survey: every EOSDIS collection with granules, on this machine (Lithops localhost, ./survey-output).
+survey: $(BIN)/titiler-cmr-compat
+	$(BIN)/titiler-cmr-compat survey run $(SURVEY_ARGS)
+
+## The whole survey offline on sample data served on 127.0.0.1 (about a minute).
+demo: $(BIN)/titiler-cmr-compat
+	$(BIN)/titiler-cmr-compat demo
 
 ## Check one collection against CMR (needs network; Earthdata credentials from EARTHDATA_TOKEN or
 ## EARTHDATA_USERNAME/EARTHDATA_PASSWORD for protected data).
@@ -26,6 +36,8 @@ test: $(BIN)/titiler-cmr-compat
 ## Benchmarks that print numbers (bytes read, requests, seconds, peak memory).
 bench: $(BIN)/titiler-cmr-compat
 	$(BIN)/python bench/check.py
+	$(BIN)/python bench/storage.py
+	$(BIN)/python bench/survey.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -68,6 +68,8 @@ class SetupStats:
     listed: int = 0
     created: int = 0
     existing: int = 0
+    listing_seconds: float = 0.0  # CMR paging and reading the records
+    writing_seconds: float = 0.0
     seconds: float = 0.0
 
 
@@ -123,31 +125,34 @@ class Survey:
         manifest: dict[str, Any] | None = None,
         on_progress: Callable[[int], None] | None = None,
     ) -> SetupStats:
-        """One marker per collection record, written in parallel. Idempotent: existing markers
-        (and their results) are left alone, and are not even rewritten."""
+        """One marker per collection record, written in parallel once the listing is done.
+        Idempotent: existing markers (and their results) are left alone, not even rewritten."""
         started = time.monotonic()
         stats = SetupStats()
         existing = self.scan().markers
+        new: dict[str, CollectionInfo] = {}
+        for item in records:
+            info = CollectionInfo.from_umm(item)
+            stats.listed += 1
+            if info.concept_id in existing or info.concept_id in new:
+                stats.existing += 1
+            else:
+                new[info.concept_id] = info
+        stats.listing_seconds = time.monotonic() - started
         self.storage.create(f"{self.run}/survey.json", json.dumps({"created_at": _now(), **(manifest or {})}).encode())
 
         def write(info: CollectionInfo) -> bool:
-            return self.storage.create(self.key(info.concept_id, MARKER), json.dumps(info.to_marker()).encode())
+            created = self.storage.create(self.key(info.concept_id, MARKER), json.dumps(info.to_marker()).encode())
+            if on_progress:
+                on_progress(1)
+            return created
 
+        writing = time.monotonic()
         with ThreadPoolExecutor(_IO_THREADS) as pool:
-            pending_writes = []
-            for item in records:
-                info = CollectionInfo.from_umm(item)
-                stats.listed += 1
-                if info.concept_id in existing:
-                    stats.existing += 1
-                    continue
-                pending_writes.append(pool.submit(write, info))
-            for future in pending_writes:
-                created = future.result()
+            for created in pool.map(write, new.values()):
                 stats.created += created
-                stats.existing += not created
-                if on_progress:
-                    on_progress(1)
+                stats.existing += not created  # written meanwhile by another setup
+        stats.writing_seconds = time.monotonic() - writing
         stats.seconds = time.monotonic() - started
         return stats
 

@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import logging
+
 import boto3
 import requests
 from moto.server import ThreadedMotoServer
@@ -16,6 +18,7 @@ REGION = "us-west-2"
 @contextmanager
 def moto_server() -> Iterator[str]:
     """A ThreadedMotoServer; yields its endpoint URL. Any credentials are accepted."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
