@@ -11,7 +11,6 @@ import json
 import logging
 import re
 import sys
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -166,82 +165,81 @@ def _executor(args: argparse.Namespace):
 
 
 def _print_status(survey) -> None:
-    status = survey_status(survey)
+    status = survey.status()
     print(f"run {survey.run} in {survey.storage.location}: {status['collections']:,} collections, "
           f"{status['done']:,} done, {status['pending']:,} pending, {status['compatible']:,} compatible")  # fmt: skip
     for reason, count in status["by_reason"].items():
         print(f"  {reason:<32} {count:>7,}")
 
 
-def survey_status(survey) -> dict:
-    scan = survey.scan()
-    results = survey.read_results(sorted(scan.results))
-    reasons = Counter(r.get("incompatible_reason") or "compatible" for r in results)
-    return {
-        "run": survey.run,
-        "collections": len(scan.markers),
-        "done": len(scan.results & scan.markers),
-        "pending": len(scan.pending),
-        "compatible": reasons.get("compatible", 0),
-        "attempts": sum(scan.attempts.values()),
-        "by_reason": dict(reasons.most_common()),
-    }
+def _phase_checks(survey, args: argparse.Namespace, settings: Settings) -> None:
+    """run, process and reprocess: waves of Lithops calls."""
+    if args.phase == "run":
+        _setup(survey, args, settings)
+    executor = _executor(args)
+    values = _worker_settings(settings)
+    if args.phase == "run":
+        survey.run_loop(executor, values, max_attempts=args.max_attempts, batch_size=args.batch_size,
+                        on_wave=lambda n, size: print(f"wave {n}: checking {size:,} pending collections"),
+                        show_progress=True)  # fmt: skip
+        survey.compile_report()
+        _print_status(survey)
+        print(f"report: {survey.storage.location}/{survey.run}/report/report.json (+ .csv, .parquet)")
+        return
+    if args.phase == "reprocess" and args.reason:
+        stats = survey.reprocess_reason(args.reason, executor, values, args.batch_size, show_progress=True)
+        print(f"reprocess: checked {stats.submitted:,} collections whose reason was {args.reason}")
+    else:
+        scan = survey.scan()
+        work = [(cid, scan.attempts[cid] + 1) for cid in scan.pending]
+        print(f"{args.phase}: checking {len(work):,} pending collections")
+        survey.process(work, executor, values, args.batch_size, show_progress=True)
+    _print_status(survey)
+
+
+def _phase_status(survey, args: argparse.Namespace, settings: Settings) -> None:
+    if args.json:
+        print(json.dumps(survey.status(), indent=2))
+    else:
+        _print_status(survey)
+
+
+def _phase_query(survey, args: argparse.Namespace, settings: Settings) -> None:
+    for concept_id in survey.query(args.tiling_compatible, args.reason):
+        print(concept_id)
+
+
+def _phase_report(survey, args: argparse.Namespace, settings: Settings) -> None:
+    report, written = survey.compile_report()
+    summary_ = report["summary"]
+    print(f"report: {summary_['collections']:,} collections, {summary_['compatible']:,} compatible; "
+          f"{written:,} bytes written to {survey.storage.location}/{survey.run}/report/")  # fmt: skip
+
+
+def _phase_download(survey, args: argparse.Namespace, settings: Settings) -> None:
+    from .report import EXPORT_FORMATS, export_file
+
+    if args.output_file.suffix.lower() not in EXPORT_FORMATS:
+        raise SurveyInputError(f"--output-file must end in {', '.join(EXPORT_FORMATS)}")
+    report = survey.load_report() or survey.compile_report()[0]
+    size = export_file(report["rows"], args.output_file)
+    print(f"wrote {len(report['rows']):,} rows ({size:,} bytes) to {args.output_file}")
+
+
+_PHASE_HANDLERS = {
+    "run": _phase_checks,
+    "setup": _setup,
+    "process": _phase_checks,
+    "reprocess": _phase_checks,
+    "status": _phase_status,
+    "query": _phase_query,
+    "report": _phase_report,
+    "download": _phase_download,
+}
 
 
 def run_survey_phase(args: argparse.Namespace) -> int:
-    survey = _survey(args)
-    phase = args.phase
-    settings = _settings(args)
-    if phase == "setup":
-        _setup(survey, args, settings)
-    elif phase in ("run", "process", "reprocess"):
-        if phase == "run":
-            _setup(survey, args, settings)
-        executor = _executor(args)
-        values = _worker_settings(settings)
-        if phase == "run":
-            survey.run_loop(executor, values, max_attempts=args.max_attempts, batch_size=args.batch_size,
-                            on_wave=lambda n, size: print(f"wave {n}: checking {size:,} pending collections"),
-                            show_progress=True)  # fmt: skip
-        elif phase == "reprocess" and args.reason:
-            survey.reprocess_reason(args.reason, executor, values, args.batch_size, show_progress=True)
-        else:
-            scan = survey.scan()
-            work = [(cid, scan.attempts[cid] + 1) for cid in scan.pending]
-            print(f"{phase}: checking {len(work):,} pending collections")
-            survey.process(work, executor, values, args.batch_size, show_progress=True)
-        if phase == "run":
-            report, written = survey.compile_report()
-            _print_status(survey)
-            print(f"report: {survey.storage.location}/{survey.run}/report/report.json (+ .csv, .parquet)")
-        else:
-            _print_status(survey)
-    elif phase == "status":
-        if args.json:
-            print(json.dumps(survey_status(survey), indent=2))
-        else:
-            _print_status(survey)
-    elif phase == "query":
-        results = survey.read_results(sorted(survey.scan().results))
-        for result in sorted(results, key=lambda r: r["collection_concept_id"]):
-            if args.tiling_compatible is not None and bool(result.get("tiling_compatible")) != args.tiling_compatible:
-                continue
-            if args.reason and result.get("incompatible_reason") != args.reason:
-                continue
-            print(result["collection_concept_id"])
-    elif phase == "report":
-        report, written = survey.compile_report()
-        summary_ = report["summary"]
-        print(f"report: {summary_['collections']:,} collections, {summary_['compatible']:,} compatible; "
-              f"{written:,} bytes written to {survey.storage.location}/{survey.run}/report/")  # fmt: skip
-    elif phase == "download":
-        from .report import EXPORT_FORMATS, export_file
-
-        if args.output_file.suffix.lower() not in EXPORT_FORMATS:
-            raise SurveyInputError(f"--output-file must end in {', '.join(EXPORT_FORMATS)}")
-        report = survey.load_report() or survey.compile_report()[0]
-        size = export_file(report["rows"], args.output_file)
-        print(f"wrote {len(report['rows']):,} rows ({size:,} bytes) to {args.output_file}")
+    _PHASE_HANDLERS[args.phase](_survey(args), args, _settings(args))
     return 0
 
 

@@ -261,6 +261,29 @@ class Survey:
         work = [(cid, scan.attempts[cid] + 1) for cid in targets]
         return self.process(work, executor, settings_values, batch_size, show_progress=show_progress)
 
+    def status(self) -> dict[str, Any]:
+        """Totals, done, pending, attempts, and counts by reason (compatible counted as one)."""
+        scan = self.scan()
+        reasons = Counter(r.get("incompatible_reason") or "compatible" for r in self.read_results(sorted(scan.results)))
+        return {
+            "run": self.run,
+            "collections": len(scan.markers),
+            "done": len(scan.results & scan.markers),
+            "pending": len(scan.pending),
+            "compatible": reasons.get("compatible", 0),
+            "attempts": sum(scan.attempts.values()),
+            "by_reason": dict(reasons.most_common()),
+        }
+
+    def query(self, compatible: bool | None = None, reason: str | None = None) -> list[str]:
+        """Concept ids whose result is (in)compatible and/or has this reason."""
+        return sorted(
+            r["collection_concept_id"]
+            for r in self.read_results(sorted(self.scan().results))
+            if (compatible is None or bool(r.get("tiling_compatible")) == compatible)
+            and (reason is None or r.get("incompatible_reason") == reason)
+        )
+
     # The report
 
     def compile_report(self) -> tuple[dict[str, Any], int]:
