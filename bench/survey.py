@@ -67,7 +67,7 @@ def bare_writes(storage: Storage, markers: dict[str, CollectionInfo]) -> float:
     started = time.monotonic()
     if storage.location.startswith("s3://"):
         bucket, _, prefix = storage.location[5:].partition("/")
-        client = storage._client  # the same client settings, so only the survey's code differs
+        client = storage.client  # the same client settings, so only the survey's code differs
 
         def put(item):
             body = json.dumps(item[1].to_marker()).encode()
