@@ -174,3 +174,13 @@ def test_predecessor_flags_run_against_s3(world, tmp_path, monkeypatch, capsys):
 def test_predecessor_flags_need_exactly_one_phase():
     with pytest.raises(SystemExit, match="exactly one"):
         main(["--lithops", "--lithops-setup", "--lithops-status"])
+
+
+def test_demo_runs_the_whole_survey_offline(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("EARTHDATA_TOKEN", "must-not-be-used-by-the-demo")
+    assert main(["demo", "--dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "SAMPLE collections" in out and "not NASA data" in out
+    assert "12 of 12 as expected" in out
+    assert (tmp_path / "survey-output" / "demo" / "report" / "report.parquet").exists()
+    assert "must-not-be-used-by-the-demo" not in (tmp_path / "survey-output" / "demo" / "report" / "report.json").read_text()

@@ -244,7 +244,7 @@ def run_survey_phase(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from .sample.demo import run_demo as demo
+    from .demo import run_demo as demo
 
     return demo(args.dir)
 

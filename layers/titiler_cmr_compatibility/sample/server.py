@@ -17,11 +17,17 @@ Design points, each one a failure mode seen with real clients:
   seconds on a machine without a resolver; binding skips it.
 * The handler speaks HTTP/1.1 with an explicit ``Content-Length`` on every response, so that
   keep-alive works as it does against real servers.
+* The client runs in this same process, and the garbage collector runs in whichever thread
+  happens to allocate. A collection in a server thread that frees a leftover h5py object needs
+  h5py's global lock, which the check's thread holds while h5py waits for bytes from this very
+  server: both wait until the client's timeout (30 s, then a wrong ``data_unavailable``). So
+  while any server runs, automatic collection is paused; it resumes when the last one stops.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import socket
 import socketserver
@@ -323,6 +329,31 @@ class _Handler(BaseHTTPRequestHandler):
             raise
 
 
+class _CollectorPause:
+    """Automatic garbage collection off while at least one server runs (see the module notes)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._servers = 0
+        self._was_enabled = False
+
+    def acquire(self) -> None:
+        with self._lock:
+            if self._servers == 0:
+                self._was_enabled = gc.isenabled()
+                gc.disable()
+            self._servers += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._servers -= 1
+            if self._servers == 0 and self._was_enabled:
+                gc.enable()
+
+
+_collector_pause = _CollectorPause()
+
+
 class LocalHTTPServer:
     """Base class: lifecycle, request log, accounting and fault injection.
 
@@ -349,6 +380,7 @@ class LocalHTTPServer:
             return self
         self._stopping.clear()
         self._httpd = _HTTPServer(self)
+        _collector_pause.acquire()
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -370,6 +402,7 @@ class LocalHTTPServer:
         if thread is not None:
             thread.join(timeout=5)
         self._httpd = self._thread = None
+        _collector_pause.release()
 
     def __enter__(self) -> Self:
         return self.start()
