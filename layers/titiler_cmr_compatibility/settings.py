@@ -50,6 +50,20 @@ class Settings(BaseSettings):
     # s3:// links normally go to AWS; tests point them at moto.
     s3_endpoint_url: str | None = Field(None, validation_alias="AWS_ENDPOINT_URL_S3")
 
+    # The serverless app (environment of its Lambda functions, set by template.yaml).
+    survey_store: str = Field("survey-output", description="a local directory or s3://bucket/prefix")
+    max_attempts: int = Field(3, ge=1, description="attempts per collection before a terminal result")
+    batch_size: int = Field(4, ge=1, description="collections per Lithops call")
+    lithops_backend: str = Field("aws_lambda", description="aws_lambda, or localhost in tests")
+    lithops_runtime: str = "titiler-cmr-compat-worker"
+    lithops_runtime_memory: int = Field(1769, ge=128, description="MB per worker (one full vCPU)")
+    lithops_runtime_timeout: int = Field(900, ge=60, description="seconds per worker call")
+    lithops_execution_role: str | None = None
+    lithops_storage_bucket: str | None = None
+    lithops_user_id: str = "titiler-cmr-compat"
+    lithops_namespace: str = "titiler-cmr-compat"
+    aws_region: str = Field("us-west-2", validation_alias="AWS_REGION")
+
     @field_validator("titiler_endpoint", "urs_url")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
