@@ -156,29 +156,38 @@ class Survey:
         stats.seconds = time.monotonic() - started
         return stats
 
+    def dispatch(
+        self,
+        work: Sequence[tuple[str, int]],
+        executor,
+        settings_values: dict[str, Any],
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        worker: Callable | None = None,
+    ) -> tuple[list[list[tuple[str, int]]], list]:
+        """Send one Lithops call per batch of (concept id, attempt number); do not wait."""
+        batches = [list(work[i : i + batch_size]) for i in range(0, len(work), batch_size)]
+        if not batches:
+            return batches, []
+        iterdata = [(self.storage.location, self.run, batch, settings_values) for batch in batches]
+        return batches, executor.map(worker or check_batch, iterdata)
+
     def process(
         self,
         work: Sequence[tuple[str, int]],
         executor,
         settings_values: dict[str, Any],
         batch_size: int = DEFAULT_BATCH_SIZE,
-        worker: Callable = None,  # type: ignore[assignment]
+        worker: Callable | None = None,
         show_progress: bool = False,
     ) -> WaveStats:
         """One wave: Lithops calls over batches of (concept id, attempt number); each call writes
         the results of its collections. A call that fails leaves its reason in the attempt
         records of the collections it did not finish."""
         started = time.monotonic()
-        worker = worker or check_batch
-        batches = [list(work[i : i + batch_size]) for i in range(0, len(work), batch_size)]
+        batches, futures = self.dispatch(work, executor, settings_values, batch_size, worker)
         stats = WaveStats(submitted=len(work), calls=len(batches))
         if not batches:
             return stats
-        location = self.storage.location
-        futures = executor.map(
-            worker,
-            [(location, self.run, batch, settings_values) for batch in batches],
-        )
         # Serially, every check of the wave at its time limit: a bound that never cuts a live
         # wave short, but ends one whose calls vanished.
         limit = settings_values.get("check_timeout", 120) * len(work) + 300
