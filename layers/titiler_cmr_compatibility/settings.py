@@ -56,7 +56,9 @@ class Settings(BaseSettings):
     batch_size: int = Field(4, ge=1, description="collections per Lithops call")
     lithops_backend: str = Field("aws_lambda", description="aws_lambda, or localhost in tests")
     lithops_runtime: str = "titiler-cmr-compat-worker"
-    lithops_runtime_memory: int = Field(1769, ge=128, description="MB per worker (one full vCPU)")
+    lithops_runtime_memory: int = Field(
+        1024, ge=128, description="MB per worker: 3.5x the largest measured check peak (295 MB)"
+    )
     lithops_runtime_timeout: int = Field(900, ge=60, description="seconds per worker call")
     lithops_execution_role: str | None = None
     lithops_storage_bucket: str | None = None
