@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 
 SURVEY_ARGS ?=
 
-.PHONY: survey demo check test bench clean
+.PHONY: survey demo check test lint bench clean
 
 $(BIN)/titiler-cmr-compat: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,30 @@ check: $(BIN)/titiler-cmr-compat
 test: $(BIN)/titiler-cmr-compat
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## Lint the SAM template: cfn-lint, `sam validate --lint` and checkov, offline. The linters pin many
+## dependencies, so each gets its own virtualenv under .tools/ (made on first use: 1.5-2.5 minutes).
+TOOLS := .tools
+SAM_CLI_VERSION := 1.170.0
+CHECKOV_VERSION := 3.3.30
+LINT_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-west-2
+
+$(TOOLS)/sam/bin/sam:
+	rm -rf $(TOOLS)/sam
+	$(PYTHON) -m venv $(TOOLS)/sam
+	$(TOOLS)/sam/bin/pip install --quiet aws-sam-cli==$(SAM_CLI_VERSION)
+	touch $@
+
+$(TOOLS)/checkov/bin/checkov:
+	rm -rf $(TOOLS)/checkov
+	$(PYTHON) -m venv $(TOOLS)/checkov
+	$(TOOLS)/checkov/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+	touch $@
+
+lint: $(TOOLS)/sam/bin/sam $(TOOLS)/checkov/bin/checkov
+	$(LINT_ENV) $(TOOLS)/sam/bin/cfn-lint template.yaml
+	$(LINT_ENV) $(TOOLS)/sam/bin/sam validate --lint --template template.yaml
+	$(LINT_ENV) $(TOOLS)/checkov/bin/checkov -f template.yaml --framework cloudformation --skip-download --compact --quiet
+
 ## Benchmarks that print numbers (bytes read, requests, seconds, peak memory).
 bench: $(BIN)/titiler-cmr-compat
 	$(BIN)/python bench/check.py
@@ -40,4 +64,4 @@ bench: $(BIN)/titiler-cmr-compat
 	$(BIN)/python bench/survey.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(TOOLS) .pytest_cache

@@ -15,7 +15,6 @@ import cloudpickle
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
-from moto.s3.responses import S3Response
 
 from titiler_cmr_compatibility.storage import (
     LOCK_DIR,
@@ -26,7 +25,7 @@ from titiler_cmr_compatibility.storage import (
     etag_of,
     open_storage,
 )
-from tests.support.aws import REGION, moto_server, s3_client
+from tests.support.aws import REGION, atomic_s3_put, moto_server, s3_client
 
 COUNTER = "2026-11/counter.json"
 INCREMENTS = 50
@@ -366,19 +365,9 @@ def test_local_counter_across_processes(tmp_path):
 
 
 @pytest.fixture
-def atomic_moto_put(monkeypatch):
-    """moto checks If-Match/If-None-Match, then writes: two threads can both pass the check.
-    Real S3 is atomic; make moto so, so the test exercises our retries and not moto's race.
-    The check and the write both live in S3Response.put_object (the backend's put_object only
-    writes), so that is the method to serialise."""
-    lock = threading.Lock()
-    original = S3Response.put_object
-
-    def put_object(self):
-        with lock:
-            return original(self)
-
-    monkeypatch.setattr(S3Response, "put_object", put_object)
+def atomic_moto_put():
+    with atomic_s3_put():
+        yield
 
 
 @pytest.mark.parametrize("backend", ["local", "s3"])

@@ -35,6 +35,15 @@ def test_marker_round_trip():
     assert CollectionInfo.from_marker(gamssa.to_marker()) == gamssa
 
 
+def test_the_daac_table_agrees_with_earthaccess():
+    from earthaccess.daac import DAACS
+
+    from titiler_cmr_compatibility.umm import DAAC_BY_PROVIDER
+
+    theirs = {p: d["short-name"] for d in DAACS for p in d["on-prem-providers"] + d["cloud-providers"]}
+    assert DAAC_BY_PROVIDER == theirs
+
+
 def test_data_center_comes_from_the_provider():
     assert data_center_for_provider("LPCLOUD") == "LPDAAC"
     assert data_center_for_provider("LARC_ASDC") == "ASDC"

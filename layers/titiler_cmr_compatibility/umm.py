@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from functools import cache
 from pathlib import PurePosixPath
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -95,20 +94,27 @@ class CollectionInfo:
         return data_center_for_provider(self.provider)
 
 
-@cache
-def _daac_by_provider() -> dict[str, str]:
-    from earthaccess.daac import DAACS
-
-    table: dict[str, str] = {}
-    for daac in DAACS:
-        for provider in daac["on-prem-providers"] + daac["cloud-providers"]:
-            table.setdefault(provider, daac["short-name"])
-    return table
+# CMR provider → DAAC short name, in earthaccess's names (`earthaccess.daac.DAACS`; a test keeps
+# the two in step). Kept here because the serverless steps that build results from markers run
+# in a Lambda layer that earthaccess and its dependencies do not fit in.
+DAAC_BY_PROVIDER = {
+    "NSIDC_CPRD": "NSIDC", "NSIDC_ECS": "NSIDC",
+    "GHRC_DAAC": "GHRCDAAC",
+    "POCLOUD": "PODAAC", "PODAAC": "PODAAC",
+    "ASF": "ASF",
+    "ORNL_CLOUD": "ORNLDAAC", "ORNL_DAAC": "ORNLDAAC",
+    "LPCLOUD": "LPDAAC", "LPDAAC_ECS": "LPDAAC",
+    "GES_DISC": "GES_DISC",
+    "OB_CLOUD": "OBDAAC", "OB_DAAC": "OBDAAC",
+    "ESDIS": "SEDAC",
+    "LAADS": "LAADS",
+    "LARC_CLOUD": "ASDC", "LARC_ASDC": "ASDC",
+}  # fmt: skip
 
 
 def data_center_for_provider(provider: str) -> str:
     """The DAAC short name (earthaccess's names) for a CMR provider; the provider id if unknown."""
-    return _daac_by_provider().get(provider, provider)
+    return DAAC_BY_PROVIDER.get(provider, provider)
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import logging
-
 import boto3
 import requests
+from moto.s3.responses import S3Response
 from moto.server import ThreadedMotoServer
 
 REGION = "us-west-2"
@@ -28,6 +29,27 @@ def moto_server() -> Iterator[str]:
         yield endpoint
     finally:
         server.stop()
+
+
+@contextmanager
+def atomic_s3_put() -> Iterator[None]:
+    """moto checks If-Match/If-None-Match, then writes: two threads can both pass the check.
+    Real S3 is atomic; make moto so (in this process, which is where moto_server() runs), so a
+    concurrency test exercises our retries and not moto's race. The check and the write both
+    live in S3Response.put_object (the backend's put_object only writes), so that is the method
+    to serialise."""
+    lock = threading.Lock()
+    original = S3Response.put_object
+
+    def put_object(self):
+        with lock:
+            return original(self)
+
+    S3Response.put_object = put_object
+    try:
+        yield
+    finally:
+        S3Response.put_object = original
 
 
 def s3_client(endpoint: str):

@@ -1,0 +1,21 @@
+"""Lambda handler: merge a batch of S3 `result.json` events (from SQS) into the run's report.
+
+Event: an SQS batch whose bodies are S3 event notifications. Returns
+{"batchItemFailures": [{"itemIdentifier": messageId}, ...]} (the event source mapping needs
+`FunctionResponseTypes: [ReportBatchItemFailures]`): those messages are delivered again.
+"""
+
+from aws_lambda_powertools import Logger
+
+from titiler_cmr_compatibility.aggregate import handle_sqs_event
+from titiler_cmr_compatibility.settings import get_settings
+from titiler_cmr_compatibility.storage import open_storage
+
+logger = Logger()
+
+
+@logger.inject_lambda_context
+def handler(event: dict, context) -> dict:
+    settings = get_settings()
+    # SURVEY_STORE is s3://bucket/prefix; each key's run is its first segment under the prefix.
+    return handle_sqs_event(event, open_storage(settings.survey_store), settings, logger=logger)
