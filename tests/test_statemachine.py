@@ -233,3 +233,16 @@ def test_a_worker_failing_every_time_ends_with_terminal_records(aws, world, tmp_
     assert "after 2 attempts" in terminal["error_message"]
     aws.drain_into_aggregator()
     assert survey.load_report()["rows"][ids[-1]]["incompatible_reason"] == Reason.PROCESSING_FAILED
+
+
+def test_no_credential_travels_to_the_workers():
+    """Workers get parameter names and settings, never a token, password or key."""
+    from titiler_cmr_compatibility.serverless import lithops_config, worker_settings
+    from titiler_cmr_compatibility.settings import Settings
+
+    settings = Settings(_env_file=None, earthdata_token="tok-secret-1", earthdata_password="pw-secret-2",
+                        earthdata_username="alice", earthdata_token_parameter="/compat/token")  # fmt: skip
+    payload = json.dumps([worker_settings(settings, "direct"), lithops_config(settings)])
+    assert "tok-secret-1" not in payload and "pw-secret-2" not in payload
+    assert worker_settings(settings, "direct")["earthdata_token_parameter"] == "/compat/token"
+    assert lithops_config(settings)["aws_lambda"]["remote_invoker"] is True
