@@ -151,7 +151,12 @@ def finalize_step(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     scan = survey.scan()
     # Every result once more, so the report is complete now, whatever the aggregator's queue
     # still holds (the merge is idempotent: those events change nothing when they arrive).
-    aggregate(survey.storage, survey.run, [survey.key(cid, RESULT) for cid in sorted(scan.results)])
+    stats = aggregate(survey.storage, survey.run, [survey.key(cid, RESULT) for cid in sorted(scan.results)])
+    if stats.failed:
+        # Fail the step (the execution can be started again) rather than publish a report that
+        # silently lacks collections.
+        key, why = next(iter(stats.failed.items()))
+        raise RuntimeError(f"{len(stats.failed)} results could not be read into the report, e.g. {key}: {why}")
     report = survey.load_report()
     for extension in (".csv", ".parquet"):
         survey.storage.write(f"{survey.run}/report/report{extension}", export_bytes(report["rows"], extension))
