@@ -29,7 +29,7 @@ from titiler_cmr_compatibility.result import CheckResult, Reason
 from titiler_cmr_compatibility.settings import get_settings
 from titiler_cmr_compatibility.storage import S3Storage, open_storage
 from titiler_cmr_compatibility.survey import REPORT, RESULT, Survey
-from tests.support.aws import REGION, atomic_s3_put, moto_server, s3_client
+from tests.support.aws import REGION, atomic_s3_put, moto_server, point_boto3_at, s3_client
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = "2026-11"
@@ -46,11 +46,7 @@ def moto_endpoint():
 @pytest.fixture
 def aws_env(moto_endpoint, monkeypatch):
     """boto3's own configuration chain pointed at moto, as the Lambda's would be at AWS."""
-    for name, value in {"AWS_ENDPOINT_URL": moto_endpoint, "AWS_ACCESS_KEY_ID": "test",
-                        "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": REGION}.items():  # fmt: skip
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    return moto_endpoint
+    return point_boto3_at(monkeypatch, moto_endpoint)
 
 
 class Wired:

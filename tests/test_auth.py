@@ -11,7 +11,7 @@ from titiler_cmr_compatibility.auth import AuthError, EarthdataAuth
 from titiler_cmr_compatibility.check import check_collection
 from titiler_cmr_compatibility.result import Reason
 from titiler_cmr_compatibility.sample import files
-from tests.support.aws import REGION, moto_server
+from tests.support.aws import moto_server, point_boto3_at
 from tests.support.urs_server import FakeURS
 
 
@@ -59,10 +59,7 @@ def test_wrong_password_during_a_check_is_forbidden_not_a_crash(world, tmp_path)
 
 def test_token_from_an_ssm_securestring_parameter(world, tmp_path, monkeypatch):
     with moto_server() as endpoint:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-        monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+        point_boto3_at(monkeypatch, endpoint)
         boto3.client("ssm").put_parameter(Name="/compat/token", Value="ssm-token-5", Type="SecureString")
         settings = world.settings(earthdata_token_parameter="/compat/token")
         concept_id = world.publish(files.netcdf4_grid(tmp_path))

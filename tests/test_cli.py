@@ -153,13 +153,11 @@ def test_predecessor_survey_flags_map_to_survey_commands(legacy, modern):
 
 
 def test_predecessor_flags_run_against_s3(world, tmp_path, monkeypatch, capsys):
-    from tests.support.aws import moto_server, s3_client
+    from tests.support.aws import moto_server, point_boto3_at, s3_client
 
     _survey_world(world, tmp_path, monkeypatch)
     with moto_server() as endpoint:
-        for name, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test",
-                            "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-west-2"}.items():  # fmt: skip
-            monkeypatch.setenv(name, value)
+        point_boto3_at(monkeypatch, endpoint)
         s3_client(endpoint).create_bucket(Bucket="legacy", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
         assert main(["--lithops", "--lithops-setup", "--s3-bucket", "legacy", "--total-collections", "2"]) == 0
         assert main(["--lithops", "--lithops-process", "--s3-bucket", "legacy", "--access-type", "external"]) == 0

@@ -26,7 +26,7 @@ from titiler_cmr_compatibility.serverless import launch_step
 from titiler_cmr_compatibility.settings import get_settings
 from titiler_cmr_compatibility.storage import open_storage
 from titiler_cmr_compatibility.survey import RESULT, Survey
-from tests.support.aws import REGION, moto_server
+from tests.support.aws import REGION, moto_server, point_boto3_at
 from tests.support.workers import CRASH_MARK, crash_always, crash_first_attempt
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,9 +137,8 @@ class AWS:
 def aws(world, monkeypatch):
     with moto_server() as endpoint:
         port = endpoint.rsplit(":", 1)[1]
-        for name, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-                            "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "MOTO_PORT": port}.items():  # fmt: skip
-            monkeypatch.setenv(name, value)
+        point_boto3_at(monkeypatch, endpoint)
+        monkeypatch.setenv("MOTO_PORT", port)  # how moto's Step Functions engine reaches its Lambda
         requests.post(f"{endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}, timeout=10)
         harness = AWS(endpoint, monkeypatch, world.cmr.search_url)
         launch_worker = {"worker": None}

@@ -25,7 +25,7 @@ from titiler_cmr_compatibility.storage import (
     etag_of,
     open_storage,
 )
-from tests.support.aws import REGION, atomic_s3_put, moto_server, s3_client
+from tests.support.aws import REGION, atomic_s3_put, moto_server, point_boto3_at, s3_client
 
 COUNTER = "2026-11/counter.json"
 INCREMENTS = 50
@@ -42,12 +42,7 @@ def moto_endpoint():
 @pytest.fixture
 def aws_env(moto_endpoint, monkeypatch):
     """boto3's own configuration chain pointed at moto, as Lithops workers would be."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    return moto_endpoint
+    return point_boto3_at(monkeypatch, moto_endpoint)
 
 
 def new_bucket(endpoint: str) -> str:

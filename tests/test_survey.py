@@ -17,7 +17,7 @@ from titiler_cmr_compatibility.result import Reason
 from titiler_cmr_compatibility.sample import files
 from titiler_cmr_compatibility.storage import open_storage
 from titiler_cmr_compatibility.survey import MARKER, RESULT, Survey, lithops_executor
-from tests.support.aws import moto_server, s3_client
+from tests.support.aws import moto_server, point_boto3_at, s3_client
 from tests.support.fixtures import load_fixture_collections
 from tests.support.workers import CRASH_MARK, crash_always, crash_first_attempt
 
@@ -117,9 +117,7 @@ def test_full_local_survey(populated, tmp_path):
 
 def test_full_survey_in_s3(populated, monkeypatch):
     with moto_server() as endpoint:
-        for name, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test",
-                            "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-west-2"}.items():  # fmt: skip
-            monkeypatch.setenv(name, value)
+        point_boto3_at(monkeypatch, endpoint)
         s3_client(endpoint).create_bucket(Bucket="survey", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
         survey = _full_survey(populated, open_storage("s3://survey/compat"))
         _assert_complete(survey, populated)
@@ -134,9 +132,7 @@ def test_a_worker_that_always_crashes_ends_with_terminal_records(world, tmp_path
     crashing = world.publish(files.netcdf4_grid(tmp_path, "crash.nc"), provider="TEST" + CRASH_MARK)
     with moto_server() as endpoint:
         if store_kind == "s3":
-            for name, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test",
-                                "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-west-2"}.items():  # fmt: skip
-                monkeypatch.setenv(name, value)
+            point_boto3_at(monkeypatch, endpoint)
             s3_client(endpoint).create_bucket(Bucket="survey", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
             storage = open_storage("s3://survey")
         else:

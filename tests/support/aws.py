@@ -69,3 +69,13 @@ def upload_tree(endpoint: str, root: Path) -> list[str]:
             client.upload_file(str(path), bucket_dir.name, key)
             urls.append(f"s3://{bucket_dir.name}/{key}")
     return urls
+
+
+def point_boto3_at(monkeypatch, endpoint: str) -> str:
+    """boto3's own configuration chain (and every child process, e.g. Lithops workers) pointed
+    at moto, as a Lambda's would be at AWS. Returns the endpoint."""
+    for name, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test",
+                        "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return endpoint
