@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
+
+# Lithops caches runtime metadata under ~/.lithops (the path is fixed when it is imported): a
+# home of this run's own keeps other runs' caches out, and its out of theirs.
+os.environ["HOME"] = tempfile.mkdtemp(prefix="titiler-cmr-compat-tests-home-")
 
 from titiler_cmr_compatibility.sample.cmr import FakeCMR
 from titiler_cmr_compatibility.sample.data import DataServer

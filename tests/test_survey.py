@@ -172,9 +172,13 @@ def test_reprocess_by_reason(world, tmp_path):
     survey.run_loop(executor, worker_settings(world))
     assert json.loads(survey.storage.read(survey.key(concept_id, RESULT)))["incompatible_reason"] == "cmr_error"
     world.cmr.clear_faults()
-    stats = survey.reprocess_reason("cmr_error", executor, worker_settings(world))
-    assert stats.submitted == 1
+    first = survey.storage.read(survey.key(concept_id, RESULT))
+    waves = survey.reprocess_reason("cmr_error", executor, worker_settings(world))
+    assert [wave.submitted for wave in waves] == [1]
     assert json.loads(survey.storage.read(survey.key(concept_id, RESULT)))["tiling_compatible"] is True
+    scan = survey.scan()  # fresh attempts; the earlier result is kept in the collection's history
+    assert scan.attempts[concept_id] == 1 and scan.last_attempt[concept_id] == 2
+    assert survey.storage.read(survey.key(concept_id, "history/1.json")) == first
 
 
 def test_killed_survey_resumes_without_losing_or_doubling(populated, tmp_path):

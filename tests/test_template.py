@@ -125,6 +125,9 @@ def keys(resolver: sam.Resolver) -> SimpleNamespace:
         marker=f"{collection}/.marker",
         result=f"{collection}/result.json",
         attempt=f"{collection}/attempts/1.json",
+        history=f"{collection}/history/1.json",
+        wave=f"{store}/waves/20261127T120000-a1b2c3.json",
+        wave_done=f"{store}/waves/20261127T120000-a1b2c3/done/17",
         report=f"{store}/report/report.json",
         report_csv=f"{store}/report/report.csv",
         report_parquet=f"{store}/report/report.parquet",
@@ -147,15 +150,22 @@ def PERMISSIONS(k: SimpleNamespace) -> dict[str, list[tuple[str, str]]]:
     """Role (a function, the state machine, or the workers' role) -> (action, resource) it needs."""
     survey_read = [("s3:ListBucket", k.bucket)]
     return {
-        # survey.setup: scan (list), survey.json and markers created with IfNoneMatch
-        "SetupFunction": survey_read + [("s3:PutObject", k.manifest), ("s3:PutObject", k.marker), ("s3:GetObject", k.marker)],
-        # scan; Lithops: HeadBucket (ListBucket), runtime metadata, job objects, invoke/describe workers
-        "LaunchFunction": survey_read + [
-            ("s3:GetObject", k.runtime_meta), ("s3:PutObject", k.job), ("s3:GetObject", k.job),
-            ("lambda:InvokeFunction", k.worker), ("lambda:GetFunction", k.worker),
+        # survey.setup: scan (list), survey.json and markers created with IfNoneMatch; the retry:
+        # the report, each result read, copied to history/ and removed
+        "SetupFunction": survey_read + [
+            ("s3:PutObject", k.manifest), ("s3:PutObject", k.marker), ("s3:GetObject", k.marker),
+            ("s3:GetObject", k.report), ("s3:GetObject", k.result), ("s3:PutObject", k.history),
+            ("s3:DeleteObject", k.result),
         ],  # fmt: skip
-        # reads result.json of the launched collections (404 for missing ones: ListBucket)
-        "ProgressFunction": survey_read + [("s3:GetObject", k.result), ("s3:GetObject", k.marker)],
+        # scan; the wave's record and attempt records; Lithops: HeadBucket (ListBucket), runtime
+        # metadata, job objects, invoke workers
+        "LaunchFunction": survey_read + [
+            ("s3:PutObject", k.wave), ("s3:PutObject", k.attempt),
+            ("s3:GetObject", k.runtime_meta), ("s3:PutObject", k.job), ("s3:GetObject", k.job),
+            ("lambda:InvokeFunction", k.worker),
+        ],  # fmt: skip
+        # lists the wave's finished calls
+        "ProgressFunction": survey_read,
         # survey.finalize: markers, attempts, terminal result.json; the report and its tables
         "FinalizeFunction": survey_read + [
             ("s3:GetObject", k.marker), ("s3:GetObject", k.attempt), ("s3:GetObject", k.result),
@@ -168,9 +178,11 @@ def PERMISSIONS(k: SimpleNamespace) -> dict[str, list[tuple[str, str]]]:
             ("sqs:ChangeMessageVisibility", k.queue), ("sqs:GetQueueAttributes", k.queue),
             ("s3:GetObject", k.result), ("s3:GetObject", k.report), ("s3:PutObject", k.report),
         ],  # fmt: skip
-        # survey.check_batch and Lithops' worker: marker, attempts, result; job objects; the
-        # remote invoker invokes the other workers; Earthdata credentials from SSM; own logs
+        # survey.check_call and Lithops' worker: the wave's record, its call's claim and done
+        # record, marker, attempts, result; job objects; the remote invoker invokes the other
+        # workers; Earthdata credentials from SSM; own logs
         "LithopsWorkerRole": survey_read + [
+            ("s3:GetObject", k.wave), ("s3:PutObject", k.wave_done),
             ("s3:GetObject", k.marker), ("s3:PutObject", k.attempt), ("s3:PutObject", k.result),
             ("s3:GetObject", k.job), ("s3:PutObject", k.job_status),
             ("lambda:InvokeFunction", k.worker), ("ssm:GetParameter", k.token),
@@ -185,17 +197,22 @@ def FORBIDDEN(k: SimpleNamespace) -> dict[str, list[tuple[str, str]]]:
     """Checks that the grants are narrow, not just sufficient."""
     everywhere = [
         ("s3:PutObject", k.other_bucket_object), ("s3:GetObject", k.other_bucket_object),
-        ("s3:PutObject", k.outside_prefix), ("s3:DeleteObject", k.result), ("s3:PutBucketPolicy", k.bucket),
+        ("s3:PutObject", k.outside_prefix), ("s3:DeleteObject", k.marker), ("s3:DeleteObject", k.report),
+        ("s3:DeleteObject", k.outside_prefix), ("s3:PutBucketPolicy", k.bucket),
         ("s3:PutLifecycleConfiguration", k.bucket), ("iam:PassRole", f"arn:aws:iam::{sam.ACCOUNT}:role/x"),
         ("lambda:CreateFunction", k.worker), ("lambda:InvokeFunction", f"arn:aws:lambda:{sam.REGION}:{sam.ACCOUNT}:function:other"),
         ("ssm:GetParameter", parameter_arn("someone/else")),
     ]  # fmt: skip
     return {
         "SetupFunction": everywhere + [("s3:PutObject", k.job), ("lambda:InvokeFunction", k.worker), ("ssm:GetParameter", k.token)],
-        "LaunchFunction": everywhere + [("s3:PutObject", k.result), ("s3:PutObject", k.runtime_meta), ("ssm:GetParameter", k.token)],
-        "ProgressFunction": everywhere + [("s3:PutObject", k.result), ("s3:GetObject", k.job)],
-        "FinalizeFunction": everywhere + [("s3:PutObject", k.job), ("lambda:InvokeFunction", k.worker)],
-        "AggregateFunction": everywhere + [("sqs:ReceiveMessage", k.dead_letter_queue), ("s3:GetObject", k.job)],
+        "LaunchFunction": everywhere + [
+            ("s3:PutObject", k.result), ("s3:PutObject", k.marker), ("s3:DeleteObject", k.result),
+            ("s3:PutObject", k.runtime_meta), ("ssm:GetParameter", k.token), ("lambda:GetFunction", k.worker),
+        ],  # fmt: skip
+        "ProgressFunction": everywhere + [("s3:PutObject", k.result), ("s3:GetObject", k.job), ("s3:GetObject", k.result)],
+        "FinalizeFunction": everywhere + [("s3:PutObject", k.job), ("lambda:InvokeFunction", k.worker), ("s3:DeleteObject", k.result)],
+        "AggregateFunction": everywhere + [("sqs:ReceiveMessage", k.dead_letter_queue), ("s3:GetObject", k.job),
+                                           ("s3:DeleteObject", k.result)],  # fmt: skip
         "LithopsWorkerRole": everywhere + [
             ("lambda:InvokeFunction", k.function("SetupFunction")), ("s3:PutObject", k.runtime_meta),
             ("sqs:ReceiveMessage", k.queue),
@@ -337,9 +354,44 @@ def test_function_environments_are_settings_the_library_reads(r):
         assert settings.survey_store.startswith("s3://") and settings.max_attempts == 3
     launch = env(r, "LaunchFunction")
     assert launch["LITHOPS_EXECUTION_ROLE"] == r.get_att("LithopsWorkerRole", "Arn")
-    assert launch["LITHOPS_STORAGE_BUCKET"] == r.ref("SurveyBucket") and launch["LITHOPS_BACKEND"] == "aws_lambda"
+    assert launch["LITHOPS_STORAGE_BUCKET"] == r.ref("SurveyBucket")
     trust = props(r, "LithopsWorkerRole")["AssumeRolePolicyDocument"]["Statement"]
     assert [s["Principal"] for s in trust] == [{"Service": "lambda.amazonaws.com"}]
+
+
+@pytest.mark.parametrize("overrides", [{}, {"LithopsRuntimeMemory": "2048", "LithopsRuntimeTimeout": "600",
+                                             "LithopsNamespace": "survey-b", "WorkerConcurrency": "50"}])
+def test_the_runtime_is_deployed_with_the_launchers_own_settings(cfn, overrides):
+    """The LithopsConfig output (the lithops.yaml `lithops runtime deploy` reads) and the
+    launcher's settings come from the same parameters, so the runtime deployed is the one the
+    launcher looks for: same function name (runtime, memory), timeout, namespace, bucket."""
+    from titiler_cmr_compatibility.serverless import lithops_config
+    from titiler_cmr_compatibility.settings import Settings
+
+    resolver = sam.Resolver(cfn, overrides)
+    deployed = json.loads(resolver.resolve(cfn["Outputs"]["LithopsConfig"]["Value"]))
+    variables = {name.lower(): value for name, value in env(resolver, "LaunchFunction").items()}
+    settings = Settings(_env_file=None, AWS_REGION=sam.REGION, **{k: v for k, v in variables.items() if k in Settings.model_fields})
+    launcher = lithops_config(settings)
+    for section in ("aws_lambda", "aws_s3", "aws"):
+        assert deployed[section] == json.loads(json.dumps(launcher[section])), section
+    assert {k: v for k, v in deployed["lithops"].items() if k != "log_level"} == {
+        k: v for k, v in launcher["lithops"].items() if k != "log_level"}  # fmt: skip
+    for name, value in overrides.items():
+        assert str(value) in json.dumps(deployed), name
+
+
+def test_the_committed_lithops_yaml_is_the_output_with_the_defaults(cfn):
+    """lithops.yaml shows the LithopsConfig output of a default stack (the README's step 3
+    replaces it with the real one): the same values, not a second set to keep in step."""
+    import yaml
+
+    resolver = sam.Resolver(cfn)
+    deployed = json.loads(resolver.resolve(cfn["Outputs"]["LithopsConfig"]["Value"]))
+    committed = yaml.safe_load((ROOT / "lithops.yaml").read_text())
+    committed["aws_lambda"]["execution_role"] = resolver.get_att("LithopsWorkerRole", "Arn")
+    committed["aws_s3"]["storage_bucket"] = resolver.ref("SurveyBucket")
+    assert committed == deployed
 
 
 def test_layer_requirements_are_the_tested_versions():

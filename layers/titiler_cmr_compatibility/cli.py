@@ -101,7 +101,7 @@ def _add_survey_arguments(parser: argparse.ArgumentParser, phase: str) -> None:
         parser.add_argument("--access-type", choices=["direct", "external"], help="see `check --help`")
         parser.add_argument("--batch-size", type=_positive_int, default=4, help="collections per Lithops call")
         parser.add_argument("--timeout", type=_positive, help="seconds per collection check (default 120)")
-    if phase == "run":
+    if phase in ("run", "reprocess"):
         parser.add_argument("--max-attempts", type=_positive_int, default=3, help="attempts per collection (default 3)")
     if phase == "reprocess":
         parser.add_argument("--reason", help="re-check collections whose result has this incompatible_reason")
@@ -119,17 +119,6 @@ def _survey(args: argparse.Namespace):
     from .survey import Survey, default_run_id
 
     return Survey(open_storage(args.store), args.run or default_run_id())
-
-
-def _worker_settings(settings: Settings) -> dict:
-    """What workers need to know, and nothing secret: they read credentials themselves."""
-    return {
-        "cmr_url": settings.cmr_url,
-        "access_type": settings.access_type,
-        "check_timeout": settings.check_timeout,
-        "titiler_endpoint": settings.titiler_endpoint,
-        "data_request_timeout": settings.data_request_timeout,
-    }
 
 
 def _progress(total: int | None, description: str):
@@ -176,8 +165,10 @@ def _phase_checks(survey, args: argparse.Namespace, settings: Settings) -> None:
     """run, process and reprocess: waves of Lithops calls."""
     if args.phase == "run":
         _setup(survey, args, settings)
+    from .survey import worker_settings
+
     executor = _executor(args)
-    values = _worker_settings(settings)
+    values = worker_settings(settings)
     if args.phase == "run":
         survey.run_loop(executor, values, max_attempts=args.max_attempts, batch_size=args.batch_size,
                         on_wave=lambda n, size: print(f"wave {n}: checking {size:,} pending collections"),
@@ -187,11 +178,12 @@ def _phase_checks(survey, args: argparse.Namespace, settings: Settings) -> None:
         print(f"report: {survey.storage.location}/{survey.run}/report/report.json (+ .csv, .parquet)")
         return
     if args.phase == "reprocess" and args.reason:
-        stats = survey.reprocess_reason(args.reason, executor, values, args.batch_size, show_progress=True)
-        print(f"reprocess: checked {stats.submitted:,} collections whose reason was {args.reason}")
+        waves = survey.reprocess_reason(args.reason, executor, values, args.max_attempts, args.batch_size,
+                                        show_progress=True)  # fmt: skip
+        checked = waves[0].submitted if waves else 0
+        print(f"reprocess: checked {checked:,} collections whose reason was {args.reason} again")
     else:
-        scan = survey.scan()
-        work = [(cid, scan.attempts[cid] + 1) for cid in scan.pending]
+        work = survey.scan().launchable()
         print(f"{args.phase}: checking {len(work):,} pending collections")
         survey.process(work, executor, values, args.batch_size, show_progress=True)
     _print_status(survey)

@@ -1,56 +1,59 @@
 """The serverless survey's steps: each is the body of one Lambda handler the state machine calls.
 
-The state machine passes one small state document from step to step:
+The state machine passes one small state document from step to step, the same size at 100
+collections or 60,000 (Step Functions refuses a state over 256 KiB):
 
-    {"run", "max_attempts", "access_type", "attempt", "collections", "pending",
-     "launched", "wave_deadline", "wave_done", "poll_seconds"}
+    {"run", "max_attempts", "access_type", "retry", "poll_seconds", "collections", "pending",
+     "requeued", "waves", "wave", "calls", "launched", "wave_deadline", "done_calls", "wave_done"}
 
-Everything else lives in the survey's storage (S3), so any step can fail and the execution be
-started again with the same run id: setup leaves existing markers alone, and only pending
-collections are launched.
+Everything else lives in the survey's storage (S3): the wave's calls are in its record
+(`<run>/waves/<wave>.json`), so any step can fail and the execution be started again with the
+same run id: setup leaves existing markers alone, and only pending collections are launched.
+
+A wave is at most `worker_concurrency` calls (Lithops' max_workers), so no call waits in a
+queue that a 900 s invoker may not outlive, and it is sent as one remote-invoker `map()` per
+`survey.CALLS_PER_MAP` calls, so no asynchronous Invoke payload nears Lambda's 256 KB.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .cmr import CMRClient
 from .settings import Settings
 from .storage import open_storage
-from .survey import RESULT, Survey, default_run_id, lithops_executor
+from .survey import TRANSIENT_REASONS, Survey, default_run_id, worker_settings
 
 # How long the state machine waits between two progress polls of a running wave.
-POLL_SECONDS = 30
+POLL_SECONDS = 60
+# Seconds a worker call needs besides its checks (start, imports, reading its batch).
+WORKER_OVERHEAD = 60
+# After a wave's calls have used their whole time, how long to wait for their last writes.
+WAVE_GRACE = 120
+
+
+class ConfigurationError(RuntimeError):
+    """The stack's settings cannot work together; the message says which and what to change."""
+
+
+class RuntimeNotDeployed(RuntimeError):
+    """The Lithops runtime the launcher would invoke is not deployed (with this memory)."""
 
 
 def _survey(settings: Settings, state: dict[str, Any]) -> Survey:
     return Survey(open_storage(settings.survey_store), state["run"])
 
 
-def worker_settings(settings: Settings, access_type: str) -> dict[str, Any]:
-    """What workers need to know, and nothing secret: they read credentials themselves (SSM)."""
-    values: dict[str, Any] = {
-        "cmr_url": settings.cmr_url,
-        "access_type": access_type,
-        "check_timeout": settings.check_timeout,
-        "titiler_endpoint": settings.titiler_endpoint,
-        "data_request_timeout": settings.data_request_timeout,
-    }
-    for name in ("earthdata_token_parameter", "earthdata_username_parameter", "earthdata_password_parameter"):
-        if getattr(settings, name):
-            values[name] = getattr(settings, name)  # a parameter's name, never its value
-    return values
-
-
 def lithops_config(settings: Settings) -> dict[str, Any]:
     """Lithops on AWS Lambda, pinned so a launcher with its own role finds the runtime a laptop
-    deployed: worker function names derive from user_id and namespace."""
+    deployed: worker function names derive from user_id, namespace and memory. The stack's
+    `LithopsConfig` output is this same configuration, for `lithops runtime build/deploy`."""
     return {
         "lithops": {
             "backend": "aws_lambda",
             "storage": "aws_s3",
-            "storage_bucket": settings.lithops_storage_bucket,
             "log_level": "WARNING",
             # Lithops' own cleaner runs in a process a frozen Lambda never finishes; the bucket's
             # lifecycle rule expires lithops.jobs/ instead.
@@ -65,6 +68,7 @@ def lithops_config(settings: Settings) -> dict[str, Any]:
             "runtime_timeout": settings.lithops_runtime_timeout,
             "user_id": settings.lithops_user_id,
             "namespace": settings.lithops_namespace,
+            "max_workers": settings.worker_concurrency,
             # One invoke that fans out from inside AWS: map() inside a Lambda otherwise returns
             # before its background threads have sent the invocations.
             "remote_invoker": True,
@@ -73,71 +77,114 @@ def lithops_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _executor(settings: Settings):
-    if settings.lithops_backend == "localhost":
-        return lithops_executor("localhost")
-    import lithops
+def check_worker_budget(settings: Settings) -> None:
+    """A call checks `batch_size` collections, each within `check_timeout`, inside one worker's
+    time (Lithops stops a call 5 s before the function's timeout)."""
+    needed = settings.batch_size * settings.check_timeout + WORKER_OVERHEAD
+    if needed > settings.lithops_runtime_timeout - 5:
+        raise ConfigurationError(
+            f"a worker call checks {settings.batch_size} collections of up to {settings.check_timeout:g} s each "
+            f"(+{WORKER_OVERHEAD} s to start): {needed:g} s, more than the worker's "
+            f"{settings.lithops_runtime_timeout - 5} s; lower CheckTimeout to at most "
+            f"{(settings.lithops_runtime_timeout - 5 - WORKER_OVERHEAD) // settings.batch_size} s"
+        )
 
-    return lithops.FunctionExecutor(config=lithops_config(settings), log_level=None)
+
+def runtime_meta_key(executor, settings: Settings, memory: int | None = None) -> str:
+    """Where `lithops runtime deploy` leaves the runtime's metadata in the bucket, and where
+    Lithops looks for it before invoking: the key holds the worker function's name, which holds
+    the runtime's name, memory and Lithops' version."""
+    from lithops.constants import RUNTIMES_PREFIX
+
+    backend = executor.compute_handler.backend
+    key = backend.get_runtime_key(settings.lithops_runtime, memory or settings.lithops_runtime_memory)
+    return f"{RUNTIMES_PREFIX}/{key}.meta.json"
+
+
+def lithops_executor(settings: Settings):
+    """The launcher's FunctionExecutor, once it has checked that the runtime it will invoke is
+    deployed: otherwise Lithops would try to deploy one itself (and fail on ECR, from a role
+    that must not have those rights). The bucket is asked, not Lithops' caches."""
+    import json
+
+    import lithops
+    from lithops.storage.utils import StorageNoSuchKeyError
+
+    executor = lithops.FunctionExecutor(config=lithops_config(settings), log_level=None)
+    key = runtime_meta_key(executor, settings)
+    deploy = (f"Deploy it with the stack's LithopsConfig output as lithops.yaml: lithops runtime deploy -c lithops.yaml "
+              f"-b aws_lambda -s aws_s3 {settings.lithops_runtime} (README, Deploy to AWS, step 3)")  # fmt: skip
+    try:
+        meta = json.loads(executor.internal_storage.storage.get_object(settings.lithops_storage_bucket, key))
+    except StorageNoSuchKeyError:
+        raise RuntimeNotDeployed(
+            f"the Lithops runtime {settings.lithops_runtime!r} with {settings.lithops_runtime_memory} MB is not "
+            f"deployed: no s3://{settings.lithops_storage_bucket}/{key}. {deploy}"
+        ) from None
+    if meta.get("runtime_timeout") != settings.lithops_runtime_timeout:
+        # Lithops gives each call the deployed function's timeout, which the wave's deadline relies on.
+        raise RuntimeNotDeployed(
+            f"the Lithops runtime {settings.lithops_runtime!r} was deployed with a {meta.get('runtime_timeout')} s "
+            f"timeout; the stack expects {settings.lithops_runtime_timeout} s. {deploy}"
+        )
+    return executor
 
 
 def setup_step(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """Markers for the run (a new run id unless one is given); the state for the loop."""
+    """Markers for the run (this month's unless a run id is given); on a re-run, the results
+    whose reason is in `retry` (default: the transient ones) are set aside to be checked again."""
+    retry = event.get("retry")
     state = {
         "run": event.get("run") or default_run_id(),
         "max_attempts": int(event.get("max_attempts") or settings.max_attempts),
         "access_type": event.get("access_type") or settings.access_type,
-        "attempt": 0,
+        "retry": list(TRANSIENT_REASONS) if retry is None else list(retry),
         "poll_seconds": int(event.get("poll_seconds", POLL_SECONDS)),
+        "waves": 0,
     }
     survey = _survey(settings, state)
     cmr = CMRClient(settings)
     providers = cmr.eosdis_providers()
     limit = event.get("total_collections")
-    survey.setup(
+    stats = survey.setup(
         cmr.search_collections(providers=providers, limit=int(limit) if limit else None),
         manifest={"cmr_url": settings.cmr_url, "limit": limit, "providers": len(providers)},
     )
-    return {**state, **_counts(survey, state)}
+    requeued = survey.requeue(state["retry"])
+    return {**state, "collections": stats.listed, "created": stats.created, "requeued": len(requeued)}
 
 
-def _counts(survey: Survey, state: dict[str, Any]) -> dict[str, Any]:
-    scan = survey.scan()
-    launchable = [cid for cid in scan.pending if scan.attempts[cid] < state["max_attempts"]]
-    return {"collections": len(scan.markers), "pending": len(scan.pending), "launchable": len(launchable)}
-
-
-def launch_step(event: dict[str, Any], settings: Settings, executor=None, worker=None) -> dict[str, Any]:
-    """One wave of Lithops calls over the pending collections that have attempts left. Returns
-    once every invocation is dispatched (remote invoker), with the wave's deadline."""
+def launch_step(event: dict[str, Any], settings: Settings, clock: Callable[[], float] = time.time) -> dict[str, Any]:
+    """One wave over the pending collections that have attempts left: at most
+    `worker_concurrency` calls. Returns once every invocation is sent (remote invokers), with
+    the wave's deadline; `launched` is 0 when nothing is left to launch."""
+    check_worker_budget(settings)
     survey = _survey(settings, event)
     scan = survey.scan()
-    work = [(cid, scan.attempts[cid] + 1) for cid in scan.pending if scan.attempts[cid] < event["max_attempts"]]
-    executor = executor or _executor(settings)
-    values = worker_settings(settings, event["access_type"])
-    if settings.lithops_backend == "localhost":
-        survey.process(work, executor, values, settings.batch_size, worker)  # localhost waits for its calls
-        deadline = time.time()  # so the wave is already over
-    else:
-        survey.dispatch(work, executor, values, settings.batch_size, worker)
-        # The wave is over when every launched collection has a result, or at this deadline (a
-        # worker that died leaves nothing behind): a call's whole budget, with a margin.
-        deadline = time.time() + settings.lithops_runtime_timeout + 120
-    return {**event, "attempt": event["attempt"] + 1, "launched": [cid for cid, _ in work],
-            "wave_deadline": deadline, "wave_done": False}  # fmt: skip
+    launchable = scan.launchable(event["max_attempts"])
+    work = launchable[: settings.worker_concurrency * settings.batch_size]
+    state = {**event, "collections": len(scan.markers), "pending": len(scan.pending), "launched": len(work),
+             "wave": None, "calls": 0, "done_calls": 0, "wave_done": True}  # fmt: skip
+    if not work:
+        return state
+    # Leaving the executor stops its monitor and waits for the invocations in flight: the
+    # calls are not waited for (the survey's storage tells progress), only sent.
+    with lithops_executor(settings) as executor:
+        wave = survey.launch_wave(
+            work, executor, worker_settings(settings, event["access_type"]),
+            batch_size=settings.batch_size,
+            # The wave is over when every call is done, or once a call's whole budget has passed
+            # (a worker that died leaves nothing behind).
+            deadline_seconds=settings.lithops_runtime_timeout + WAVE_GRACE, now=clock(),
+        )  # fmt: skip
+    return {**state, "waves": event.get("waves", 0) + 1, "wave": wave.id, "calls": len(wave.calls),
+            "wave_deadline": wave.deadline, "wave_done": False}  # fmt: skip
 
 
-def progress_step(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """Is the wave over (every launched collection has a result, or the deadline passed)?"""
-    survey = _survey(settings, event)
-    launched = event.get("launched") or []
-    waiting = [cid for cid in launched if survey.storage.read(survey.key(cid, RESULT)) is None]
-    done = not waiting or time.time() >= event.get("wave_deadline", 0)
-    state = {**event, "wave_done": done, "waiting": len(waiting)}
-    if done:
-        state.update(_counts(survey, event))
-        state["launched"] = []  # the next wave's list replaces it; keep the state small
-    return state
+def progress_step(event: dict[str, Any], settings: Settings, clock: Callable[[], float] = time.time) -> dict[str, Any]:
+    """Is the wave over (every call done, or the deadline passed)? One listing per 1,000 calls."""
+    done = _survey(settings, event).wave_progress(event["wave"])
+    return {**event, "done_calls": done, "wave_done": done >= event["calls"] or clock() >= event["wave_deadline"]}
 
 
 def finalize_step(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -145,6 +192,7 @@ def finalize_step(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     written as CSV and Parquet beside report.json."""
     from .aggregate import aggregate
     from .report import export_bytes
+    from .survey import RESULT
 
     survey = _survey(settings, event)
     terminal = survey.finalize(event["max_attempts"])

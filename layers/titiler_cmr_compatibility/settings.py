@@ -54,16 +54,20 @@ class Settings(BaseSettings):
     survey_store: str = Field("survey-output", description="a local directory or s3://bucket/prefix")
     max_attempts: int = Field(3, ge=1, description="attempts per collection before a terminal result")
     batch_size: int = Field(4, ge=1, description="collections per Lithops call")
-    lithops_backend: str = Field("aws_lambda", description="aws_lambda, or localhost in tests")
     lithops_runtime: str = "titiler-cmr-compat-worker"
     lithops_runtime_memory: int = Field(
         1024, ge=128, description="MB per worker: 3.5x the largest measured check peak (295 MB)"
     )
-    lithops_runtime_timeout: int = Field(900, ge=60, description="seconds per worker call")
+    lithops_runtime_timeout: int = Field(900, ge=60, le=900, description="seconds per worker call")
+    worker_concurrency: int = Field(
+        1000, ge=1, description="worker calls at once: a wave's size in calls, and Lithops' max_workers "
+        "(keep it within the account's Lambda concurrency, 1,000 by default)"
+    )
     lithops_execution_role: str | None = None
     lithops_storage_bucket: str | None = None
     lithops_user_id: str = "titiler-cmr-compat"
-    lithops_namespace: str = "titiler-cmr-compat"
+    # Worker functions are named <namespace>-lithops-worker-<35 more characters>, within 64.
+    lithops_namespace: str = Field("titiler-cmr-compat", max_length=29, pattern=r"^[a-z0-9][a-z0-9-]*$")
     aws_region: str = Field("us-west-2", validation_alias="AWS_REGION")
 
     @field_validator("titiler_endpoint", "urs_url")

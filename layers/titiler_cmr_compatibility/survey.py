@@ -1,23 +1,35 @@
-"""A whole survey: markers, a Lithops fan-out of checks, a reprocess loop, the compiled report.
+"""A whole survey: markers, a Lithops fan-out of checks in waves, a reprocess loop, the report.
 
 The storage layout (local directory or S3, same keys; `<run>` is the run id, e.g. `2026-11`):
 
     <run>/survey.json                              how the run was set up (first setup wins)
     <run>/collections/<concept-id>/.marker         the compact collection record the check needs
-    <run>/collections/<concept-id>/result.json     the check's result (newest check wins)
-    <run>/collections/<concept-id>/attempts/<n>.json   one per attempt: when it started and, if
-                                                   it failed without a result, why
+    <run>/collections/<concept-id>/result.json     the current result
+    <run>/collections/<concept-id>/attempts/<n>.json   attempt n: written when its wave is
+                                                   launched; the worker adds when it started the
+                                                   check, a failed call why it failed
+    <run>/collections/<concept-id>/history/<n>.json    a result set aside to be checked again
+                                                   (after attempt n): nothing is overwritten
+    <run>/waves/<wave>.json                        a wave: its calls (batches of concept id and
+                                                   attempt), settings and deadline
+    <run>/waves/<wave>/started/<call>              call <call> was claimed by a worker
+    <run>/waves/<wave>/done/<call>                 call <call> finished its batch
     <run>/report/report.json                       the compiled report: {"summary", "rows"}
     <run>/report/report.csv, report.parquet        the same rows as tables
 
 The layout, not Lithops futures, is the source of truth: a collection is pending while it has
-a marker and no result, so a killed survey resumes by running again with the same run id.
+a marker and no result, so a killed survey resumes by running again with the same run id. An
+attempt is counted when its wave is launched, so a call that never started still uses one up.
+A worker claims its call before checking anything, so a call delivered twice (Lambda retries
+asynchronous invocations) checks its collections once.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -38,6 +50,14 @@ RESULT = "result.json"
 REPORT = "report/report.json"
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_BATCH_SIZE = 4  # collections per Lithops call
+# Calls per map(). With Lithops' remote invoker a map() is one Lambda Invoke, and each call adds
+# ~60 bytes (its index) to the payload: 1,000 calls make ~65 KB against Lambda's 256 KB for
+# asynchronous invocations (bench/scale.py measures it; tests/support/statemachine.py refuses
+# more, as Lambda would).
+CALLS_PER_MAP = 1000
+# The reasons that say "try again later" rather than anything about the collection: what a
+# re-run of the serverless survey checks again unless told otherwise.
+TRANSIENT_REASONS = (Reason.TIMEOUT, Reason.CMR_ERROR, Reason.DATA_UNAVAILABLE, Reason.PROCESSING_FAILED)
 _IO_THREADS = 32
 
 
@@ -50,17 +70,45 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def worker_settings(settings, access_type: str | None = None) -> dict[str, Any]:
+    """What workers need to know, and nothing secret: they read credentials themselves (from
+    their environment, or SSM parameters whose names, never values, are passed on)."""
+    values: dict[str, Any] = {
+        "cmr_url": settings.cmr_url,
+        "access_type": access_type or settings.access_type,
+        "check_timeout": settings.check_timeout,
+        "titiler_endpoint": settings.titiler_endpoint,
+        "data_request_timeout": settings.data_request_timeout,
+    }
+    for name in ("earthdata_token_parameter", "earthdata_username_parameter", "earthdata_password_parameter"):
+        if getattr(settings, name):
+            values[name] = getattr(settings, name)
+    return values
+
+
 @dataclass
 class Scan:
-    """What one listing of `<run>/collections/` shows."""
+    """What one listing of `<run>/collections/` shows. `attempts` counts the attempts since the
+    collection's result was last set aside for a retry; `last_attempt` is the highest attempt
+    number ever used (attempt files are numbered across retries, so none is overwritten)."""
 
     markers: set[str] = field(default_factory=set)
     results: set[str] = field(default_factory=set)
     attempts: Counter = field(default_factory=Counter)
+    last_attempt: Counter = field(default_factory=Counter)
+    set_aside: Counter = field(default_factory=Counter)  # the last attempt before the latest retry
 
     @property
     def pending(self) -> list[str]:
         return sorted(self.markers - self.results)
+
+    def launchable(self, max_attempts: int | None = None) -> list[tuple[str, int]]:
+        """(concept id, next attempt number) of every pending collection with attempts left (all
+        pending ones if `max_attempts` is None), those tried least first, so a first pass
+        finishes before retries start."""
+        ready = [cid for cid in self.pending if max_attempts is None or self.attempts[cid] < max_attempts]
+        ready.sort(key=lambda cid: (self.attempts[cid], cid))
+        return [(cid, self.last_attempt[cid] + 1) for cid in ready]
 
 
 @dataclass
@@ -74,11 +122,30 @@ class SetupStats:
 
 
 @dataclass
+class Wave:
+    """One launched wave: its id and its calls (each a batch of (concept id, attempt))."""
+
+    id: str
+    calls: list[list[tuple[str, int]]]
+    deadline: float
+    futures: list = field(default_factory=list)
+
+    @property
+    def collections(self) -> int:
+        return sum(len(batch) for batch in self.calls)
+
+
+@dataclass
 class WaveStats:
     submitted: int = 0
     calls: int = 0
     failed_calls: int = 0
     seconds: float = 0.0
+
+
+def new_wave_id(now: float) -> str:
+    """Sortable by launch time, unique without a counter (re-runs start their own waves)."""
+    return datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
 
 
 class Survey:
@@ -93,10 +160,14 @@ class Survey:
     def key(self, concept_id: str, name: str) -> str:
         return f"{self.run}/collections/{concept_id}/{name}"
 
+    def wave_key(self, wave: str, name: str | None = None) -> str:
+        return f"{self.run}/waves/{wave}.json" if name is None else f"{self.run}/waves/{wave}/{name}"
+
     # Reading the state
 
     def scan(self) -> Scan:
         scan = Scan()
+        numbers: dict[str, list[int]] = {}
         prefix = f"{self.run}/collections/"
         for key in self.storage.list(prefix):
             parts = key[len(prefix) :].split("/")
@@ -104,8 +175,17 @@ class Survey:
                 scan.markers.add(parts[0])
             elif len(parts) == 2 and parts[1] == RESULT:
                 scan.results.add(parts[0])
-            elif len(parts) == 3 and parts[1] == "attempts":
-                scan.attempts[parts[0]] += 1
+            elif len(parts) == 3 and parts[1] in ("attempts", "history") and parts[2].endswith(".json"):
+                number = parts[2].removesuffix(".json")
+                if not number.isdigit():
+                    continue
+                if parts[1] == "attempts":
+                    numbers.setdefault(parts[0], []).append(int(number))
+                else:
+                    scan.set_aside[parts[0]] = max(scan.set_aside[parts[0]], int(number))
+        for concept_id, used in numbers.items():
+            scan.last_attempt[concept_id] = max(used)
+            scan.attempts[concept_id] = sum(n > scan.set_aside[concept_id] for n in used)
         return scan
 
     def read_json(self, key: str) -> dict | None:
@@ -116,6 +196,10 @@ class Survey:
         with ThreadPoolExecutor(_IO_THREADS) as pool:
             results = pool.map(lambda cid: self.read_json(self.key(cid, RESULT)), concept_ids)
             return [result for result in results if result]
+
+    def _each(self, function: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+        with ThreadPoolExecutor(_IO_THREADS) as pool:
+            return list(pool.map(function, items))
 
     # Phases
 
@@ -156,20 +240,50 @@ class Survey:
         stats.seconds = time.monotonic() - started
         return stats
 
-    def dispatch(
+    def launch_wave(
         self,
         work: Sequence[tuple[str, int]],
         executor,
         settings_values: dict[str, Any],
         batch_size: int = DEFAULT_BATCH_SIZE,
         worker: Callable | None = None,
-    ) -> tuple[list[list[tuple[str, int]]], list]:
-        """Send one Lithops call per batch of (concept id, attempt number); do not wait."""
-        batches = [list(work[i : i + batch_size]) for i in range(0, len(work), batch_size)]
-        if not batches:
-            return batches, []
-        iterdata = [(self.storage.location, self.run, batch, settings_values) for batch in batches]
-        return batches, executor.map(worker or check_batch, iterdata)
+        calls_per_map: int | None = None,
+        deadline_seconds: float = 0.0,
+        now: float | None = None,
+    ) -> Wave:
+        """Record a wave (its calls and one attempt per collection), then send one Lithops call
+        per batch, `calls_per_map` calls per `map()` (each map with a remote invoker is one
+        Lambda Invoke, whose payload grows with its calls). Does not wait for the calls.
+
+        A call's data is only its index: the batch and the settings are in the wave's record,
+        which the worker reads, so what travels in an Invoke stays small at any survey size."""
+        now = time.time() if now is None else now
+        wave = Wave(new_wave_id(now), [list(work[i : i + batch_size]) for i in range(0, len(work), batch_size)],
+                    deadline=now + deadline_seconds)  # fmt: skip
+        if not wave.calls:
+            return wave
+        record = {"wave": wave.id, "launched_at": _now(), "deadline": wave.deadline, "settings": settings_values,
+                  "calls": wave.calls}  # fmt: skip
+        self.storage.write(self.wave_key(wave.id), json.dumps(record).encode())
+
+        def count_attempt(item: tuple[str, int]) -> None:
+            concept_id, attempt = item
+            launched = {"attempt": attempt, "wave": wave.id, "launched_at": record["launched_at"]}
+            self.storage.create(self.key(concept_id, f"attempts/{attempt}.json"), json.dumps(launched).encode())
+
+        self._each(count_attempt, work)
+        function = functools.partial(worker or check_call, self.storage.location, self.run, wave.id)
+        step = calls_per_map or CALLS_PER_MAP
+        for first in range(0, len(wave.calls), step):
+            calls = list(range(first, min(first + step, len(wave.calls))))
+            # include_modules=None: workers import this library (installed in their image or
+            # environment); nothing of it travels with the job.
+            wave.futures += executor.map(function, calls, include_modules=None)
+        return wave
+
+    def wave_progress(self, wave: str) -> int:
+        """How many calls of the wave have finished (one listing per 1,000 calls)."""
+        return sum(1 for _ in self.storage.list(self.wave_key(wave, "done/")))
 
     def process(
         self,
@@ -180,20 +294,19 @@ class Survey:
         worker: Callable | None = None,
         show_progress: bool = False,
     ) -> WaveStats:
-        """One wave: Lithops calls over batches of (concept id, attempt number); each call writes
-        the results of its collections. A call that fails leaves its reason in the attempt
-        records of the collections it did not finish."""
+        """One wave, waited for: each call writes the results of its collections. A call that
+        fails leaves its reason in the attempt records of the collections it did not finish."""
         started = time.monotonic()
-        batches, futures = self.dispatch(work, executor, settings_values, batch_size, worker)
-        stats = WaveStats(submitted=len(work), calls=len(batches))
-        if not batches:
+        wave = self.launch_wave(work, executor, settings_values, batch_size, worker)
+        stats = WaveStats(submitted=len(work), calls=len(wave.calls))
+        if not wave.calls:
             return stats
         # Serially, every check of the wave at its time limit: a bound that never cuts a live
         # wave short, but ends one whose calls vanished.
         limit = settings_values.get("check_timeout", 120) * len(work) + 300
-        _done, not_done = executor.wait(futures, throw_except=False, show_progressbar=show_progress, timeout=limit)
+        _done, not_done = executor.wait(wave.futures, throw_except=False, show_progressbar=show_progress, timeout=limit)
         unfinished = {id(future) for future in not_done}
-        for future, batch in zip(futures, batches):
+        for future, batch in zip(wave.futures, wave.calls):
             if id(future) in unfinished:
                 error = f"the call did not finish within the wave's {limit:g} s"
             elif future.error:
@@ -203,30 +316,55 @@ class Survey:
             stats.failed_calls += 1
             for concept_id, attempt in batch:
                 if self.storage.read(self.key(concept_id, RESULT)) is None:
-                    record = {"attempt": attempt, "failed_at": _now(), "error": error}
-                    self.storage.write(self.key(concept_id, f"attempts/{attempt}.json"), json.dumps(record).encode())
+                    key = self.key(concept_id, f"attempts/{attempt}.json")
+                    record = {**(self.read_json(key) or {"attempt": attempt}), "failed_at": _now(), "error": error}
+                    self.storage.write(key, json.dumps(record).encode())
         stats.seconds = time.monotonic() - started
         return stats
 
     def finalize(self, max_attempts: int) -> int:
-        """A terminal result for every collection still pending after its last attempt, with the
-        last known error: no collection is ever silently missing from the results."""
+        """A terminal result for every collection still pending after its last attempt, saying
+        what is known of that attempt: no collection is ever silently missing from the results."""
         scan = self.scan()
         exhausted = [cid for cid in scan.pending if scan.attempts[cid] >= max_attempts]
 
         def terminal(concept_id: str) -> bool:
             marker = self.read_json(self.key(concept_id, MARKER)) or {"concept_id": concept_id, "provider": ""}
-            last = self.read_json(self.key(concept_id, f"attempts/{scan.attempts[concept_id]}.json")) or {}
-            error = last.get("error") or "no result was written (the worker may have run out of memory or time)"
+            last = self.read_json(self.key(concept_id, f"attempts/{scan.last_attempt[concept_id]}.json")) or {}
             result = _result_from_marker(CollectionInfo.from_marker(marker)).fail(
-                Reason.PROCESSING_FAILED, f"still unchecked after {scan.attempts[concept_id]} attempts; last error: {error}"
+                Reason.PROCESSING_FAILED,
+                f"still unchecked after {scan.attempts[concept_id]} attempts; last attempt: {_attempt_outcome(last)}",
             )
             result.checked_at = _now()
             # create, not write: a real result that lands meanwhile is worth more than this one
             return self.storage.create(self.key(concept_id, RESULT), json.dumps(result.to_record()).encode())
 
-        with ThreadPoolExecutor(_IO_THREADS) as pool:
-            return sum(pool.map(terminal, exhausted))
+        return sum(self._each(terminal, exhausted))
+
+    def requeue(self, reasons: Iterable[str], concept_ids: Iterable[str] | None = None) -> list[str]:
+        """Set aside the current result of every collection whose reason is one of `reasons`
+        (in `history/<last attempt>.json`), so it is pending again with fresh attempts. The
+        report keeps showing that result until the new one lands. Returns those concept ids."""
+        wanted = {str(reason) for reason in reasons}
+        if not wanted:
+            return []
+        scan = self.scan()
+        candidates = scan.results & set(concept_ids) if concept_ids is not None else scan.results
+        report = self.load_report() or {"rows": {}}
+        # The report (one read) names the candidates; each is confirmed from its result.json, so
+        # a report that lags behind its results never requeues a collection by an old reason.
+        named = {cid for cid in candidates if report["rows"].get(cid, {}).get("incompatible_reason") in wanted}
+        unreported = candidates - set(report["rows"])
+
+        def requeue_one(concept_id: str) -> str | None:
+            body = self.storage.read(self.key(concept_id, RESULT))
+            if body is None or json.loads(body).get("incompatible_reason") not in wanted:
+                return None
+            self.storage.create(self.key(concept_id, f"history/{scan.last_attempt[concept_id]}.json"), body)
+            self.storage.delete(self.key(concept_id, RESULT))
+            return concept_id
+
+        return sorted(cid for cid in self._each(requeue_one, sorted(named | unreported)) if cid)
 
     def run_loop(
         self,
@@ -242,12 +380,7 @@ class Survey:
         """Process, then reprocess while collections are pending and have attempts left."""
         waves = []
         for _ in range(max_attempts):
-            scan = self.scan()
-            work = [
-                (cid, scan.attempts[cid] + 1)
-                for cid in scan.pending
-                if scan.attempts[cid] < max_attempts and (only is None or cid in only)
-            ]
+            work = [item for item in self.scan().launchable(max_attempts) if only is None or item[0] in only]
             if not work:
                 break
             if on_wave:
@@ -261,14 +394,17 @@ class Survey:
         reason: str,
         executor,
         settings_values: dict[str, Any],
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         batch_size: int = DEFAULT_BATCH_SIZE,
         show_progress: bool = False,
-    ) -> WaveStats:
-        """Check again every collection whose result has this reason (newest result wins)."""
-        scan = self.scan()
-        targets = [r["collection_concept_id"] for r in self.read_results(sorted(scan.results)) if r.get("incompatible_reason") == reason]
-        work = [(cid, scan.attempts[cid] + 1) for cid in targets]
-        return self.process(work, executor, settings_values, batch_size, show_progress=show_progress)
+    ) -> list[WaveStats]:
+        """Check again every collection whose result has this reason, with fresh attempts (the
+        earlier results are kept in each collection's history)."""
+        again = self.requeue([reason])
+        if not again:
+            return []
+        return self.run_loop(executor, settings_values, max_attempts, batch_size, only=set(again),
+                             show_progress=show_progress)  # fmt: skip
 
     def status(self) -> dict[str, Any]:
         """Totals, done, pending, attempts, and counts by reason (compatible counted as one)."""
@@ -339,29 +475,51 @@ def _future_error(future) -> str:
     return "the worker call failed without reporting an error (killed, out of memory or timed out)"
 
 
-def check_batch(location: str, run: str, work: list[tuple[str, int]], settings_values: dict[str, Any]) -> list[dict]:
-    """The Lithops worker: check each collection of the batch and write its result.json.
+def _attempt_outcome(record: dict) -> str:
+    if record.get("error"):
+        return record["error"]
+    if record.get("started_at"):
+        return (f"the check started at {record['started_at']} and never finished (the worker was killed, "
+                "ran out of memory or time)")  # fmt: skip
+    if record.get("launched_at"):
+        return f"launched at {record['launched_at']}, but no worker ever started it"
+    return "no record of it"
 
-    Runs in another process (or a Lambda); it reopens the storage from its location and reads
-    credentials from its own environment, never from the payload."""
+
+def check_call(
+    location: str, run: str, wave: str, call: int, check: Callable[..., CheckResult] | None = None
+) -> dict[str, Any]:
+    """The Lithops worker: check each collection of call `call` of the wave, writing each
+    result.json, then mark the call done.
+
+    Runs in another process (or a Lambda); it reopens the storage from its location, reads its
+    batch and settings from the wave's record, and credentials from its own environment, never
+    from the payload. A second delivery of the same call finds it claimed and checks nothing."""
     from .auth import EarthdataAuth
     from .check import check_collection
     from .settings import Settings
 
     survey = Survey(open_storage(location), run)
-    settings = Settings(**settings_values)
+    if not survey.storage.create(survey.wave_key(wave, f"started/{call}"), _now().encode()):
+        return {"call": call, "skipped": "already claimed by an earlier delivery of this call"}
+    record = survey.read_json(survey.wave_key(wave))
+    if record is None:
+        raise RuntimeError(f"wave {wave} of run {run} has no record in {location}")
+    settings = Settings(**record["settings"])
     auth = EarthdataAuth(settings)
-    done = []
-    for concept_id, attempt in work:
-        survey.storage.write(survey.key(concept_id, f"attempts/{attempt}.json"),
-                             json.dumps({"attempt": attempt, "started_at": _now()}).encode())  # fmt: skip
+    checked = []
+    for concept_id, attempt in record["calls"][call]:
+        started = {"attempt": attempt, "wave": wave, "started_at": _now()}
+        survey.storage.write(survey.key(concept_id, f"attempts/{attempt}.json"), json.dumps(started).encode())
         marker = survey.read_json(survey.key(concept_id, MARKER))
         if marker is None:
             continue
-        result = check_collection(concept_id, collection=CollectionInfo.from_marker(marker), settings=settings, auth=auth)
+        result = (check or check_collection)(concept_id, collection=CollectionInfo.from_marker(marker),
+                                             settings=settings, auth=auth)  # fmt: skip
         survey.storage.write(survey.key(concept_id, RESULT), json.dumps(result.to_record()).encode())
-        done.append({"collection_concept_id": concept_id, "incompatible_reason": result.incompatible_reason})
-    return done
+        checked.append({"collection_concept_id": concept_id, "incompatible_reason": result.incompatible_reason})
+    survey.storage.write(survey.wave_key(wave, f"done/{call}"), json.dumps(checked).encode())
+    return {"call": call, "checked": checked}
 
 
 def lithops_executor(kind: str | None = None, config_file: str | Path | None = None):
