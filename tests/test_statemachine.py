@@ -206,3 +206,16 @@ def test_a_namespace_too_long_for_lambda_function_names_is_refused():
     Settings(_env_file=None, lithops_namespace="n" * 29)
     with pytest.raises(ValueError, match="at most 29 characters"):
         Settings(_env_file=None, lithops_namespace="n" * 30)
+
+
+@pytest.mark.scale
+def test_sixty_thousand_collections_within_aws_limits():
+    """bench/scale.py's run at 60,000 collections with faulty workers (about an hour or more:
+    moto writes ~140 objects/s): within every limit, nothing lost or doubled."""
+    from bench.scale import run
+
+    numbers = run(60_000, Faults(never_start=0.02, die_mid_batch=0.02, delivered_twice=0.02))
+    assert numbers["status"] == numbers["rerun_status"] == "SUCCEEDED"
+    assert numbers["violations"] == [] and numbers["refused_invokes"] == 0
+    assert numbers["markers"] == numbers["results"] == 60_000
+    assert numbers["checked_twice_in_a_wave"] == 0 and numbers["report_rows_equal_markers"]

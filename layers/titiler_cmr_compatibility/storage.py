@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import hashlib
 import os
 import secrets
@@ -405,6 +406,16 @@ class S3Storage(Storage):
 
 
 def _s3_client() -> Any:
+    """One client per process and AWS configuration, shared by every storage (botocore clients
+    are thread-safe): a warm Lambda, or a worker checking a batch, does not build a new one,
+    with its own copy of S3's service model, for each storage it opens."""
+    names = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE",
+             "AWS_ACCESS_KEY_ID")  # fmt: skip
+    return _configured_s3_client(tuple(os.environ.get(name) for name in names))
+
+
+@functools.lru_cache(maxsize=8)
+def _configured_s3_client(configuration: tuple[str | None, ...]) -> Any:
     import boto3
     from botocore.config import Config
 

@@ -5,14 +5,13 @@ The storage layout (local directory or S3, same keys; `<run>` is the run id, e.g
     <run>/survey.json                              how the run was set up (first setup wins)
     <run>/collections/<concept-id>/.marker         the compact collection record the check needs
     <run>/collections/<concept-id>/result.json     the current result
-    <run>/collections/<concept-id>/attempts/<n>.json   attempt n: written when its wave is
-                                                   launched; the worker adds when it started the
-                                                   check, a failed call why it failed
+    <run>/collections/<concept-id>/attempts/<n>.json   attempt n: its wave and call, written when
+                                                   the wave is launched (a failed call adds why)
     <run>/collections/<concept-id>/history/<n>.json    a result set aside to be checked again
                                                    (after attempt n): nothing is overwritten
     <run>/waves/<wave>.json                        a wave: its calls (batches of concept id and
                                                    attempt), settings and deadline
-    <run>/waves/<wave>/started/<call>              call <call> was claimed by a worker
+    <run>/waves/<wave>/started/<call>              call <call> was claimed by a worker (when)
     <run>/waves/<wave>/done/<call>                 call <call> finished its batch
     <run>/report/report.json                       the compiled report: {"summary", "rows"}
     <run>/report/report.csv, report.parquet        the same rows as tables
@@ -266,12 +265,12 @@ class Survey:
                   "calls": wave.calls}  # fmt: skip
         self.storage.write(self.wave_key(wave.id), json.dumps(record).encode())
 
-        def count_attempt(item: tuple[str, int]) -> None:
-            concept_id, attempt = item
-            launched = {"attempt": attempt, "wave": wave.id, "launched_at": record["launched_at"]}
+        def count_attempt(item: tuple[int, tuple[str, int]]) -> None:
+            call, (concept_id, attempt) = item
+            launched = {"attempt": attempt, "wave": wave.id, "call": call, "launched_at": record["launched_at"]}
             self.storage.create(self.key(concept_id, f"attempts/{attempt}.json"), json.dumps(launched).encode())
 
-        self._each(count_attempt, work)
+        self._each(count_attempt, [(call, item) for call, batch in enumerate(wave.calls) for item in batch])
         function = functools.partial(worker or check_call, self.storage.location, self.run, wave.id)
         step = calls_per_map or CALLS_PER_MAP
         for first in range(0, len(wave.calls), step):
@@ -333,13 +332,26 @@ class Survey:
             last = self.read_json(self.key(concept_id, f"attempts/{scan.last_attempt[concept_id]}.json")) or {}
             result = _result_from_marker(CollectionInfo.from_marker(marker)).fail(
                 Reason.PROCESSING_FAILED,
-                f"still unchecked after {scan.attempts[concept_id]} attempts; last attempt: {_attempt_outcome(last)}",
+                f"still unchecked after {scan.attempts[concept_id]} attempts; last attempt: {self._attempt_outcome(last)}",
             )
             result.checked_at = _now()
             # create, not write: a real result that lands meanwhile is worth more than this one
             return self.storage.create(self.key(concept_id, RESULT), json.dumps(result.to_record()).encode())
 
         return sum(self._each(terminal, exhausted))
+
+    def _attempt_outcome(self, record: dict) -> str:
+        """What is known of an attempt that left no result: its call's error, or whether its
+        worker ever claimed the call."""
+        if record.get("error"):
+            return record["error"]
+        if "wave" not in record or "call" not in record:
+            return "no record of it"
+        claimed = self.storage.read(self.wave_key(record["wave"], f"started/{record['call']}"))
+        if claimed:
+            return (f"its worker started the batch at {claimed.decode()} and never finished this check (it was "
+                    "killed, ran out of memory or time)")  # fmt: skip
+        return f"launched at {record['launched_at']}, but no worker ever started it"
 
     def requeue(self, reasons: Iterable[str], concept_ids: Iterable[str] | None = None) -> list[str]:
         """Set aside the current result of every collection whose reason is one of `reasons`
@@ -475,17 +487,6 @@ def _future_error(future) -> str:
     return "the worker call failed without reporting an error (killed, out of memory or timed out)"
 
 
-def _attempt_outcome(record: dict) -> str:
-    if record.get("error"):
-        return record["error"]
-    if record.get("started_at"):
-        return (f"the check started at {record['started_at']} and never finished (the worker was killed, "
-                "ran out of memory or time)")  # fmt: skip
-    if record.get("launched_at"):
-        return f"launched at {record['launched_at']}, but no worker ever started it"
-    return "no record of it"
-
-
 def check_call(
     location: str, run: str, wave: str, call: int, check: Callable[..., CheckResult] | None = None
 ) -> dict[str, Any]:
@@ -509,8 +510,6 @@ def check_call(
     auth = EarthdataAuth(settings)
     checked = []
     for concept_id, attempt in record["calls"][call]:
-        started = {"attempt": attempt, "wave": wave, "started_at": _now()}
-        survey.storage.write(survey.key(concept_id, f"attempts/{attempt}.json"), json.dumps(started).encode())
         marker = survey.read_json(survey.key(concept_id, MARKER))
         if marker is None:
             continue

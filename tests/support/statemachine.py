@@ -10,7 +10,9 @@ sent. moto enforces none of AWS's limits; this harness does, and records every b
 - each step's modelled duration (its S3 and CMR requests at the latencies below, plus the CPU
   this process spent meanwhile, moto's share included) must stay within the function's timeout
   in template.yaml;
-- the execution history must stay under 25,000 events.
+- the execution history must stay under 25,000 events;
+- the aggregator's SQS batches stay within a synchronous Invoke's 6 MB, and its modelled
+  duration within its timeout.
 
 The recorded invocations are remote invokers (one per `map()`): the harness expands each into
 its calls and runs them with the real worker (`survey.check_call`), optionally with a stub check
@@ -56,10 +58,12 @@ ASL = ROOT / "statemachine" / "survey.asl.json"
 TEMPLATE = ROOT / "template.yaml"
 STEPS = {"setup": "SetupFunction", "launch": "LaunchFunction", "progress": "ProgressFunction",
          "finalize": "FinalizeFunction"}  # fmt: skip
+FUNCTIONS = {**STEPS, "aggregate": "AggregateFunction"}
 BUCKET, PREFIX = "survey-bucket", "compat"
 
 INVOKE_PAYLOAD_LIMIT = 256 * 1024  # bytes, asynchronous Invoke (the long-standing limit)
 STATE_LIMIT = 256 * 1024  # bytes, Step Functions input/output of a state
+SYNC_INVOKE_LIMIT = 6 * 1024 * 1024  # bytes, a synchronous Invoke (the aggregator's SQS batch)
 HISTORY_LIMIT = 25_000  # events of a standard execution
 S3_LATENCY = 0.05  # seconds per GET/PUT/DELETE (small objects, same region)
 S3_LIST_LATENCY = 0.15  # seconds per LIST page of 1,000 keys
@@ -81,7 +85,7 @@ def lambda_context(name: str) -> SimpleNamespace:
 
 
 def function_timeouts() -> dict[str, int]:
-    """Each step function's Timeout in template.yaml (the function's own, else the Globals')."""
+    """Each function's Timeout in template.yaml (the function's own, else the Globals')."""
 
     class Loader(yaml.SafeLoader):
         pass
@@ -89,7 +93,7 @@ def function_timeouts() -> dict[str, int]:
     Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
     template = yaml.load(TEMPLATE.read_text(), Loader=Loader)
     default = template["Globals"]["Function"]["Timeout"]
-    return {step: template["Resources"][logical]["Properties"].get("Timeout", default) for step, logical in STEPS.items()}
+    return {name: template["Resources"][logical]["Properties"].get("Timeout", default) for name, logical in FUNCTIONS.items()}
 
 
 class S3RequestCounter:
@@ -329,24 +333,31 @@ class SurveyHarness:
             self.violations.append(f"{step}: input state of {record.input_bytes:,} bytes")
             reply.put((json.dumps({"errorType": "States.DataLimitExceeded", "errorMessage": "state too large"}), True))
             return
+        body, errored = self._measured(record, lambda: self._step_function(step)(payload))
+        if record.output_bytes > STATE_LIMIT:
+            self.violations.append(f"{step}: output state of {record.output_bytes:,} bytes")
+            body, errored = json.dumps({"errorType": "States.DataLimitExceeded", "errorMessage": "state too large"}), True
+        reply.put((body, errored))
+        if step == "launch" and not errored:
+            self.run_workers()
+
+    def _measured(self, record: StepRecord, call: Callable[[], Any]) -> tuple[str, bool]:
+        """Run one function invocation in this thread, recording its requests and CPU, and its
+        modelled duration against the function's timeout."""
         before, cmr_before, cpu_before = self.counter.snapshot(), self.cmr.count(), time.process_time()
         self.counter.step_thread = threading.get_ident()
         try:
-            body, errored = json.dumps(self._step_function(step)(payload)), False
+            body, errored = json.dumps(call()), False
         except Exception as error:
             body, errored = json.dumps({"errorType": type(error).__name__, "errorMessage": str(error)}), True
         record.cpu_seconds = time.process_time() - cpu_before
         record.s3_requests = self.counter.snapshot() - before
         record.cmr_requests = self.cmr.count() - cmr_before
         record.output_bytes, record.errored = len(body.encode()), errored
-        if record.output_bytes > STATE_LIMIT:
-            self.violations.append(f"{step}: output state of {record.output_bytes:,} bytes")
-            body, errored = json.dumps({"errorType": "States.DataLimitExceeded", "errorMessage": "state too large"}), True
-        if record.modelled_seconds > self.timeouts[step]:
-            self.violations.append(f"{step}: modelled {record.modelled_seconds:.0f} s against its {self.timeouts[step]} s timeout")
-        reply.put((body, errored))
-        if step == "launch" and not errored:
-            self.run_workers()
+        if record.modelled_seconds > self.timeouts[record.step]:
+            self.violations.append(f"{record.step}: modelled {record.modelled_seconds:.0f} s against its "
+                                   f"{self.timeouts[record.step]} s timeout")  # fmt: skip
+        return body, errored
 
     # ------------------------------------------------------------------ the workers
 
@@ -435,8 +446,12 @@ class SurveyHarness:
                 return delivered
             event = {"Records": [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
                                   "eventSource": "aws:sqs"} for m in messages]}  # fmt: skip
-            answer = self.aggregate(event, lambda_context("aggregate"))
-            assert answer == {"batchItemFailures": []}, answer
+            record = StepRecord("aggregate", len(json.dumps(event).encode()))
+            self.steps.append(record)
+            if record.input_bytes > SYNC_INVOKE_LIMIT:
+                self.violations.append(f"aggregate: a batch of {record.input_bytes:,} bytes")
+            answer, errored = self._measured(record, lambda: self.aggregate(event, lambda_context("aggregate")))
+            assert not errored and json.loads(answer) == {"batchItemFailures": []}, answer
             for first in range(0, len(messages), 10):
                 self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages[first:first + 10])])  # fmt: skip
