@@ -31,9 +31,7 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
-from urllib.parse import quote_plus
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -45,7 +43,7 @@ from titiler_cmr_compatibility.report import dump_report, load_report, merge_row
 from titiler_cmr_compatibility.result import CheckResult, Reason  # noqa: E402
 from titiler_cmr_compatibility.storage import LocalStorage, S3Storage, Storage, open_storage  # noqa: E402
 from titiler_cmr_compatibility.survey import REPORT, RESULT  # noqa: E402
-from tests.support.aws import REGION, moto_server, s3_client  # noqa: E402
+from tests.support.aws import REGION, moto_server, s3_client, sqs_events  # noqa: E402
 
 RUN = "2026-11"
 BATCH = 1000  # SQS messages per Lambda invocation
@@ -84,23 +82,6 @@ def results(n: int) -> dict[str, bytes]:
     return out
 
 
-def sqs_events(keys: list[str], bucket: str, root: str) -> list[dict]:
-    """Lambda SQS events of BATCH messages, each an S3 ObjectCreated notification."""
-    events = []
-    for start in range(0, len(keys), BATCH):
-        records = []
-        for key in keys[start : start + BATCH]:
-            body = {"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": REGION,
-                                 "eventName": "ObjectCreated:Put", "s3": {"s3SchemaVersion": "1.0",
-                                 "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
-                                 "object": {"key": quote_plus(root + key), "size": 1200}}}]}  # fmt: skip
-            records.append({"messageId": str(uuid.uuid4()), "receiptHandle": "r", "body": json.dumps(body),
-                            "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs",
-                            "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:results", "awsRegion": REGION})  # fmt: skip
-        events.append({"Records": records})
-    return events
-
-
 class StatsLog:
     """A logger for handle_sqs_event that keeps each invocation's numbers."""
 
@@ -122,7 +103,7 @@ def run_aggregator(label: str, storage: Storage, keys: list[str]) -> int:
     """Feed the keys to handle_sqs_event in batches of BATCH; print the numbers; the report size."""
     bucket = storage.bucket if isinstance(storage, S3Storage) else "local"
     root = f"{storage.prefix}/" if isinstance(storage, S3Storage) and storage.prefix else ""
-    events = sqs_events(keys, bucket, root)
+    events = sqs_events(keys, bucket, root, BATCH)
     log = StatsLog()
     before = storage.stats.as_dict()
     started = time.perf_counter()

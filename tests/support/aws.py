@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote_plus
 
 import boto3
 import requests
@@ -109,3 +112,21 @@ def point_boto3_at(monkeypatch, endpoint: str) -> str:
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     return endpoint
+
+
+def sqs_events(keys: list[str], bucket: str, root: str, batch: int) -> list[dict]:
+    """Lambda SQS events of `batch` messages, each the S3 ObjectCreated notification of one key
+    (`root` + key in `bucket`), as the stack's event source mapping delivers them."""
+    events = []
+    for start in range(0, len(keys), batch):
+        records = []
+        for key in keys[start : start + batch]:
+            body = {"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": REGION,
+                                 "eventName": "ObjectCreated:Put", "s3": {"s3SchemaVersion": "1.0",
+                                 "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+                                 "object": {"key": quote_plus(root + key), "size": 1200}}}]}  # fmt: skip
+            records.append({"messageId": str(uuid.uuid4()), "receiptHandle": "r", "body": json.dumps(body),
+                            "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs",
+                            "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:results", "awsRegion": REGION})  # fmt: skip
+        events.append({"Records": records})
+    return events

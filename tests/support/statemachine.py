@@ -50,8 +50,9 @@ from moto.awslambda.models import LambdaFunction
 
 from titiler_cmr_compatibility import serverless
 from titiler_cmr_compatibility.settings import get_settings
+from titiler_cmr_compatibility.storage import open_storage
 
-from .aws import REGION, moto_process, moto_server, point_boto3_at
+from .aws import REGION, moto_process, moto_server, point_boto3_at, sqs_events
 
 ROOT = Path(__file__).resolve().parents[2]
 ASL = ROOT / "statemachine" / "survey.asl.json"
@@ -218,7 +219,8 @@ class SurveyHarness:
     """moto's AWS for one test or benchmark, wired like the stack, with the limits enforced."""
 
     def __init__(self, endpoint: str, storage_endpoint: str, monkeypatch, cmr, faults: Faults | None = None,
-                 check: Callable | None = None, environment: dict[str, str] | None = None):  # fmt: skip
+                 check: Callable | None = None, environment: dict[str, str] | None = None,
+                 notifications: bool = True):  # fmt: skip
         self.endpoint = endpoint
         self.cmr = cmr
         self.faults = faults or Faults()
@@ -246,22 +248,27 @@ class SurveyHarness:
         self.recorder = InvokeRecorder(BUCKET)
         self.recorder.install(monkeypatch)
         self.counter = S3RequestCounter().__enter__()
-        self._wire_bucket()
+        self._wire_bucket(notifications)
         self._create_state_machine()
         self.invocations: queue.Queue = queue.Queue()
         monkeypatch.setattr(LambdaFunction, "_invoke_lambda", self._invoke_seam())
 
     # ------------------------------------------------------------------ wiring
 
-    def _wire_bucket(self) -> None:
+    def _wire_bucket(self, notifications: bool) -> None:
+        """The bucket, and (unless `notifications` is False: moto's notifications make each
+        result.json PUT ~7x slower, too slow at 60,000) its result.json events into a queue."""
         self.s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-        self.queue_url = self.sqs.create_queue(QueueName="results")["QueueUrl"]
+        self.aggregate = load_handler("aggregate")
+        if not notifications:
+            return
+        # The stack's visibility timeout: a batch being gathered is not delivered again meanwhile.
+        self.queue_url = self.sqs.create_queue(QueueName="results", Attributes={"VisibilityTimeout": "780"})["QueueUrl"]
         queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         self.s3.put_bucket_notification_configuration(Bucket=BUCKET, NotificationConfiguration={"QueueConfigurations": [{
             "QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"],
             "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": "result.json"}]}},
         }]})  # fmt: skip
-        self.aggregate = load_handler("aggregate")
 
     def _create_state_machine(self) -> None:
         role = self.iam.create_role(RoleName="steps", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
@@ -446,16 +453,27 @@ class SurveyHarness:
                 return delivered
             event = {"Records": [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
                                   "eventSource": "aws:sqs"} for m in messages]}  # fmt: skip
-            record = StepRecord("aggregate", len(json.dumps(event).encode()))
-            self.steps.append(record)
-            if record.input_bytes > SYNC_INVOKE_LIMIT:
-                self.violations.append(f"aggregate: a batch of {record.input_bytes:,} bytes")
-            answer, errored = self._measured(record, lambda: self.aggregate(event, lambda_context("aggregate")))
-            assert not errored and json.loads(answer) == {"batchItemFailures": []}, answer
+            self._aggregate(event)
             for first in range(0, len(messages), 10):
                 self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages[first:first + 10])])  # fmt: skip
             delivered += len(messages)
+
+    def aggregate_every_result(self, run: str, batch: int = 1000) -> int:
+        """Without notifications: the events S3 would have sent for every result.json of the run,
+        fed to the aggregator in the event source mapping's batches."""
+        keys = [k for k in open_storage(f"s3://{BUCKET}/{PREFIX}").list(f"{run}/collections/") if k.endswith("/result.json")]
+        for event in sqs_events(keys, BUCKET, f"{PREFIX}/", batch):
+            self._aggregate(event)
+        return len(keys)
+
+    def _aggregate(self, event: dict) -> None:
+        record = StepRecord("aggregate", len(json.dumps(event).encode()))
+        self.steps.append(record)
+        if record.input_bytes > SYNC_INVOKE_LIMIT:
+            self.violations.append(f"aggregate: a batch of {record.input_bytes:,} bytes")
+        answer, errored = self._measured(record, lambda: self.aggregate(event, lambda_context("aggregate")))
+        assert not errored and json.loads(answer) == {"batchItemFailures": []}, answer
 
     def close(self) -> None:
         self.counter.__exit__()
