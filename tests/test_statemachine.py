@@ -122,6 +122,17 @@ def test_a_rerun_retries_transient_reasons_and_keeps_the_rest(world, tmp_path, m
         assert survey.storage.read(survey.key(flaky, RESULT)) == untouched
 
 
+def test_an_unknown_retry_reason_stops_the_execution_with_the_known_ones(world, tmp_path, monkeypatch):
+    publish_collections(world, tmp_path)
+    with harness(monkeypatch, world.cmr) as aws:
+        aws.deploy_runtime()
+        description = aws.run({"run": "sfn-8", "retry": ["timeuot"]})
+        assert description["status"] == "FAILED"
+        cause = json.dumps(description["failures"])
+        assert "retry must be a list of incompatible_reason names" in cause and "cmr_error" in cause
+        assert aws.recorder.sizes == []
+
+
 def test_workers_that_never_start_end_with_terminal_records(world, tmp_path, monkeypatch):
     ids = publish_collections(world, tmp_path)
     with harness(monkeypatch, world.cmr, faults=Faults(never_start=1.0)) as aws:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .cmr import CMRClient
+from .result import Reason
 from .settings import Settings
 from .storage import open_storage
 from .survey import TRANSIENT_REASONS, Survey, default_run_id, worker_settings
@@ -133,12 +134,12 @@ def lithops_executor(settings: Settings):
 def setup_step(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Markers for the run (this month's unless a run id is given); on a re-run, the results
     whose reason is in `retry` (default: the transient ones) are set aside to be checked again."""
-    retry = event.get("retry")
+    retry = _retry_reasons(event.get("retry"))
     state = {
         "run": event.get("run") or default_run_id(),
         "max_attempts": int(event.get("max_attempts") or settings.max_attempts),
         "access_type": event.get("access_type") or settings.access_type,
-        "retry": list(TRANSIENT_REASONS) if retry is None else list(retry),
+        "retry": retry,
         "poll_seconds": int(event.get("poll_seconds", POLL_SECONDS)),
         "waves": 0,
     }
@@ -152,6 +153,17 @@ def setup_step(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     )
     requeued = survey.requeue(state["retry"])
     return {**state, "collections": stats.listed, "created": stats.created, "requeued": len(requeued)}
+
+
+def _retry_reasons(value: Any) -> list[str]:
+    """The execution input's `retry`: the transient reasons when absent, else reason names."""
+    if value is None:
+        return [str(reason) for reason in TRANSIENT_REASONS]
+    reasons = [value] if isinstance(value, str) else value
+    known = {str(reason) for reason in Reason}
+    if not isinstance(reasons, list) or not all(isinstance(r, str) and r in known for r in reasons):
+        raise ValueError(f"retry must be a list of incompatible_reason names ({', '.join(sorted(known))}), not {value!r}")
+    return reasons
 
 
 def launch_step(event: dict[str, Any], settings: Settings, clock: Callable[[], float] = time.time) -> dict[str, Any]:
