@@ -17,6 +17,7 @@ queue that a 900 s invoker may not outlive, and it is sent as one remote-invoker
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -106,8 +107,6 @@ def lithops_executor(settings: Settings):
     """The launcher's FunctionExecutor, once it has checked that the runtime it will invoke is
     deployed: otherwise Lithops would try to deploy one itself (and fail on ECR, from a role
     that must not have those rights). The bucket is asked, not Lithops' caches."""
-    import json
-
     import lithops
     from lithops.storage.utils import StorageNoSuchKeyError
 
