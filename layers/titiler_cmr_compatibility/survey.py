@@ -192,9 +192,7 @@ class Survey:
         return json.loads(body) if body else None
 
     def read_results(self, concept_ids: Iterable[str]) -> list[dict]:
-        with ThreadPoolExecutor(_IO_THREADS) as pool:
-            results = pool.map(lambda cid: self.read_json(self.key(cid, RESULT)), concept_ids)
-            return [result for result in results if result]
+        return [result for result in self._each(lambda cid: self.read_json(self.key(cid, RESULT)), concept_ids) if result]
 
     def _each(self, function: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
         with ThreadPoolExecutor(_IO_THREADS) as pool:
@@ -231,10 +229,9 @@ class Survey:
             return created
 
         writing = time.monotonic()
-        with ThreadPoolExecutor(_IO_THREADS) as pool:
-            for created in pool.map(write, new.values()):
-                stats.created += created
-                stats.existing += not created  # written meanwhile by another setup
+        created = sum(self._each(write, new.values()))
+        stats.created += created
+        stats.existing += len(new) - created  # written meanwhile by another setup
         stats.writing_seconds = time.monotonic() - writing
         stats.seconds = time.monotonic() - started
         return stats
