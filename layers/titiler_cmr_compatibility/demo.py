@@ -35,7 +35,8 @@ def run_demo(directory: Path) -> int:
     catalog = build_sample(directory / "sample-data")
     with serve_sample(catalog) as servers:
         # The sample needs no credentials: never send the user's to anything, even by accident.
-        values = {"cmr_url": servers.cmr_url, "access_type": "external", "check_timeout": 60, **NO_CREDENTIALS}
+        values = {"cmr_url": servers.cmr_url, "access_type": "external", "check_timeout": 60,
+                  "allow_loopback_hosts": True, "token_hosts": ["127.0.0.1"], **NO_CREDENTIALS}
         settings = Settings(_env_file=None, **values)
         survey = Survey(open_storage(store), DEMO_RUN)
         cmr = CMRClient(settings)

@@ -11,6 +11,20 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 AccessType = Literal["direct", "external"]
 
 PRODUCTION_CMR = "https://cmr.earthdata.nasa.gov"
+# Where the Earthdata token may go (a host matches a name or is a subdomain of it): Earthdata
+# itself and the DAACs' data and s3credentials hosts. Any other host a granule names is read
+# without it.
+EARTHDATA_HOSTS = (
+    "earthdata.nasa.gov",  # URS, CMR, archive.podaac, data.ornldaac, data.gesdisc, opendap, ...
+    "earthdatacloud.nasa.gov",  # data.lpdaac, data.laadsdac, data.nsidc, ...
+    "eosdis.nasa.gov",  # ladsweb.modaps, goldsmr4.gesdisc, cddis, ...
+    "asf.alaska.edu",
+    "ecs.nsidc.org",
+    "nsidc.org",
+    "cr.usgs.gov",
+    "daac.ornl.gov",
+    "ghrc.nsstc.nasa.gov",
+)
 UAT_CMR = "https://cmr.uat.earthdata.nasa.gov"
 
 
@@ -46,6 +60,13 @@ class Settings(BaseSettings):
     earthdata_username_parameter: str | None = None
     earthdata_password_parameter: str | None = None
     urs_url: str = "https://urs.earthdata.nasa.gov"
+    token_hosts: list[str] = Field(
+        default_factory=lambda: list(EARTHDATA_HOSTS),
+        description="hosts (and their subdomains) the Earthdata token may be sent to",
+    )
+    # Link-local, private and loopback addresses named by a granule are refused before any
+    # request; the tests and the demo serve data on 127.0.0.1 and opt in to loopback only.
+    allow_loopback_hosts: bool = False
 
     # s3:// links normally go to AWS; tests point them at moto.
     s3_endpoint_url: str | None = Field(None, validation_alias="AWS_ENDPOINT_URL_S3")

@@ -34,6 +34,9 @@ class World:
             "cmr_backoff": 0.01,
             "cmr_retries": 2,
             "titiler_endpoint": "https://titiler.example.org",
+            # The fake NASA lives on 127.0.0.1: opt in to loopback and trust it with the token.
+            "allow_loopback_hosts": True,
+            "token_hosts": ["127.0.0.1"],
         }
         return Settings(_env_file=None, **{**values, **overrides})
 
