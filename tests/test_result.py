@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import logging
+
 import pyarrow.parquet as pq
 
-from titiler_cmr_compatibility.result import REPORT_KEYS, CheckResult, Reason, register_secret, scrub
+from titiler_cmr_compatibility.cli import summary as cli_summary
+from titiler_cmr_compatibility.result import MAX_LISTED, REPORT_KEYS, CheckResult, Reason, register_secret, scrub
 from tests.support.fixtures import fixtures_dir
 
 PREDECESSOR_REASONS = {
@@ -62,3 +66,41 @@ def test_scrub_keeps_useful_text_and_bounds_length():
     )
     assert len(scrub("x" * 10_000)) == 2000
     assert scrub(None) is None
+
+
+def test_every_field_is_scrubbed_on_the_way_out():
+    register_secret("tok-in-a-file-name-77")
+    result = CheckResult(
+        collection_concept_id="C1-P",
+        data_url="https://someone:pa55@data.example/f.nc?X-Amz-Signature=sig-value-1&X-Amz-Credential=cred-2",
+        variable="sst_tok-in-a-file-name-77",
+        data_variables=["a", "tok-in-a-file-name-77"],
+        groups=["/tok-in-a-file-name-77/grid"],
+        tiles_url="https://t.example/tiles?access_token=tok-zz9",
+    )
+    outputs = [json.dumps(result.to_record()), result.model_dump_json(), cli_summary(result)]
+    for output in outputs:
+        for secret in ("pa55", "sig-value-1", "cred-2", "tok-in-a-file-name-77", "tok-zz9"):
+            assert secret not in output, (secret, output)
+    assert result.to_record()["data_url"] == (
+        "https://<redacted>@data.example/f.nc?X-Amz-Signature=<redacted>&X-Amz-Credential=<redacted>"
+    )
+
+
+def test_a_file_with_endless_names_is_listed_with_a_count():
+    record = CheckResult(collection_concept_id="C1-P", groups=[f"/g{i}" for i in range(100_000)]).to_record()
+    assert len(record["groups"]) == MAX_LISTED + 1 and record["groups"][-1] == f"... and {100_000 - MAX_LISTED} more"
+
+
+def test_every_log_line_is_scrubbed(caplog):
+    register_secret("log-secret-55")
+    logger = logging.getLogger("anything.at.all")
+    with caplog.at_level(logging.WARNING):
+        logger.warning("sent %s to %s", "Bearer log-secret-55", "https://u:pw-in-log@h/x")
+        try:
+            raise ValueError("failed with log-secret-55")
+        except ValueError:
+            logger.exception("while reading")
+    text = caplog.text
+    assert "log-secret-55" not in text and "pw-in-log" not in text
+    assert "while reading" in text and "ValueError" in text

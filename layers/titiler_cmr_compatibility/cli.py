@@ -317,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def summary(result: CheckResult) -> str:
     """A few readable lines; `--json` gives every field."""
+    result = result.scrubbed()
     name = result.collection_short_name_and_version or "?"
     lines = [f"{result.collection_concept_id}  {name}  ({result.data_center or 'unknown DAAC'})"]
     if result.tiling_compatible:

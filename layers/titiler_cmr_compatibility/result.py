@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import traceback
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_serializer
 
 from .formats import Backend
 
@@ -83,6 +85,33 @@ class CheckResult(BaseModel):
     def to_record(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
+    def scrubbed(self) -> CheckResult:
+        """A copy as it would be written out, for printing its fields one by one."""
+        return CheckResult.model_validate(self.to_record())
+
+    @model_serializer(mode="wrap")
+    def _scrubbed(self, handler) -> dict[str, Any]:
+        """Every field is scrubbed on its way out: a file's variable names, a record's links and a
+        host's error text are all chosen by someone else and may carry a secret."""
+        return {key: _scrub_value(value) for key, value in handler(self).items()}
+
+
+# A file may hold 100,000 variables or groups; a record lists this many and says how many more.
+MAX_LISTED = 500
+
+
+def _scrub_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, list):
+        listed = [_scrub_value(item) for item in value[:MAX_LISTED]]
+        if len(value) > MAX_LISTED:
+            listed.append(f"... and {len(value) - MAX_LISTED} more")
+        return listed
+    if isinstance(value, dict):
+        return {key: _scrub_value(item) for key, item in value.items()}
+    return value
+
 
 REPORT_KEYS = list(CheckResult.model_fields)
 
@@ -108,8 +137,8 @@ _SECRET_PATTERNS = [
         ),
         r"\1<redacted>",
     ),
-    # user:password@host in URLs.
-    (re.compile(r"(://)[^/\s:@]+:[^/\s@]+@"), r"\1<redacted>@"),
+    # user:password@ (or a lone user or token) before a URL's host.
+    (re.compile(r"(://)[^/\s@]+@"), r"\1<redacted>@"),
 ]
 
 # Exact secret values seen in this process (tokens, passwords, temporary keys); see `register_secret`.
@@ -132,3 +161,26 @@ def scrub(message: str | None, limit: int = 2000) -> str | None:
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _scrubbing_record_factory(default_factory):
+    def factory(*args, **kwargs) -> logging.LogRecord:
+        record = default_factory(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string is logged as it is, not lost
+            message = f"{record.msg} {record.args}"
+        record.msg, record.args = scrub(message, limit=20_000), ()
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = scrub("".join(traceback.format_exception(*record.exc_info)).rstrip(), limit=50_000)
+        return record
+
+    return factory
+
+
+# Every log line of the process, whichever library writes it and whichever handler prints it,
+# is scrubbed when the record is made: installed once, when any part of the tool is imported.
+if not getattr(logging.getLogRecordFactory(), "scrubs_secrets", False):
+    _factory = _scrubbing_record_factory(logging.getLogRecordFactory())
+    _factory.scrubs_secrets = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(_factory)
