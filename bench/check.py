@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from titiler_cmr_compatibility.sample import files  # noqa: E402
 from titiler_cmr_compatibility.sample.cmr import FakeCMR  # noqa: E402
 from titiler_cmr_compatibility.sample.data import DataServer  # noqa: E402
+from titiler_cmr_compatibility.sample.server import LOOPBACK_SETTINGS  # noqa: E402
 from tests.support.world import World, fixture_data_dir  # noqa: E402
 
 CACHE = ROOT / "bench" / ".cache"
@@ -71,7 +72,9 @@ def _run_check(queue, concept_id, settings_values, check_kwargs) -> None:
     before = _rss_mb()
     started = time.monotonic()
     result = check_collection(concept_id, settings=Settings(_env_file=None, **settings_values), **check_kwargs)
-    queue.put((result.to_record(), time.monotonic() - started, before, _rss_mb()))
+    # The check itself runs in a forked child of this process (sandbox.py), waited for here.
+    peak = max(_rss_mb(), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+    queue.put((result.to_record(), time.monotonic() - started, before, peak))
 
 
 def _run_baseline(queue, kind: str, url: str) -> None:
@@ -105,7 +108,7 @@ def _tile_without_stride(url: str) -> None:
     from titiler_cmr_compatibility.settings import Settings
     from titiler_cmr_compatibility.umm import DataLink
 
-    settings = Settings(_env_file=None)
+    settings = Settings(_env_file=None, **LOOPBACK_SETTINGS)
     remote = open_remote(DataLink(url, "external"), EarthdataAuth(settings), settings, Deadline(600))
     with h5netcdf.File(remote.open(), "r") as h5:
         ds = xr.open_dataset(xr.backends.H5NetCDFStore(h5, lock=False), decode_times=False).squeeze("time", drop=True)
@@ -205,7 +208,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, FakeCMR([], {}, strict=False) as cmr, DataServer(fixture_data_dir()) as data:
         world = World(cmr, data)
         cases = build_cases(world, Path(tmp), args.quick)
-        settings = {"cmr_url": cmr.search_url, "access_type": "external", "check_timeout": 120}
+        settings = {"cmr_url": cmr.search_url, "access_type": "external", "check_timeout": 120, **LOOPBACK_SETTINGS}
         print(header)
         print("-" * len(header))
         for case in cases:

@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.check import _run_check, in_child  # noqa: E402
 from titiler_cmr_compatibility.sample.demo import build_sample, serve_sample  # noqa: E402
+from titiler_cmr_compatibility.sample.server import LOOPBACK_SETTINGS  # noqa: E402
 from titiler_cmr_compatibility.settings import Settings  # noqa: E402
 
 COLLECTIONS = 10_800
@@ -40,7 +41,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         catalog = build_sample(Path(tmp))
         with serve_sample(catalog) as servers:
-            settings = {"cmr_url": servers.cmr_url, "access_type": "external", "check_timeout": 120}
+            settings = {"cmr_url": servers.cmr_url, "access_type": "external", "check_timeout": 120, **LOOPBACK_SETTINGS}
             for concept_id in catalog.expected:
                 record, seconds, _before, peak = in_child(_run_check, concept_id, settings, {})
                 durations.append(seconds)

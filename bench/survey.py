@@ -36,7 +36,7 @@ from titiler_cmr_compatibility.sample.cmr import FakeCMR, make_collection  # noq
 from titiler_cmr_compatibility.sample.data import DataServer  # noqa: E402
 from titiler_cmr_compatibility.settings import Settings  # noqa: E402
 from titiler_cmr_compatibility.storage import Storage, open_storage  # noqa: E402
-from titiler_cmr_compatibility.survey import MARKER, RESULT, Survey, lithops_executor  # noqa: E402
+from titiler_cmr_compatibility.survey import MARKER, RESULT, Survey, lithops_executor, worker_settings  # noqa: E402
 from titiler_cmr_compatibility.umm import CollectionInfo  # noqa: E402
 from tests.support.aws import REGION, moto_server, s3_client  # noqa: E402
 from tests.support.fixtures import fixtures_dir  # noqa: E402
@@ -152,7 +152,7 @@ def bench_throughput(count: int, workdir: Path) -> None:
         survey.setup(client.search_collections(providers=client.eosdis_providers()))
         executor = lithops_executor("localhost")
         started = time.monotonic()
-        waves = survey.run_loop(executor, {"cmr_url": cmr.search_url, "access_type": "external"}, batch_size=4)
+        waves = survey.run_loop(executor, worker_settings(world.settings()), batch_size=4)
         seconds = time.monotonic() - started
         report, _ = survey.compile_report()
         compatible = report["summary"]["compatible"]

@@ -7,10 +7,11 @@ import json
 import boto3
 import pytest
 
-from titiler_cmr_compatibility.auth import AuthError, EarthdataAuth
+from titiler_cmr_compatibility.auth import AuthError, EarthdataAuth, UnsafeHost, may_receive_token, refuse_unsafe_host
 from titiler_cmr_compatibility.check import check_collection
 from titiler_cmr_compatibility.result import Reason
 from titiler_cmr_compatibility.sample import files
+from titiler_cmr_compatibility.settings import Settings
 from tests.support.aws import moto_server, point_boto3_at
 from tests.support.urs_server import FakeURS
 
@@ -80,3 +81,70 @@ def test_s3_credentials_are_cached_per_endpoint(world):
     assert first is second and first.access_key_id == credentials["accessKeyId"]
     assert world.data.count("/s3credentials") == 1
     assert credentials["secretAccessKey"] not in repr(first)
+
+
+def test_a_login_answered_with_a_web_page_is_forbidden_not_a_crash(world, tmp_path):
+    with FakeURS("alice", "pass-789", "t", html=True) as urs:
+        settings = world.settings(urs_url=urs.url, earthdata_username="alice", earthdata_password="pass-789")
+        with pytest.raises(AuthError, match="not a JSON token"):
+            EarthdataAuth(settings).token()
+        result = check_collection(world.publish(files.netcdf4_grid(tmp_path)), settings=settings)
+    assert result.incompatible_reason is Reason.FORBIDDEN and "not a JSON token" in result.error_message
+
+
+@pytest.mark.parametrize(
+    ("url", "token_hosts", "loopback", "expected"),
+    [
+        ("https://data.lpdaac.earthdatacloud.nasa.gov/x.tif", None, False, True),
+        ("https://archive.podaac.earthdata.nasa.gov/x.nc", None, False, True),
+        ("https://cddis.nasa.gov/x.nc", None, False, True),
+        ("http://archive.podaac.earthdata.nasa.gov/x.nc", None, False, False),  # never in the clear
+        ("https://earthdata.nasa.gov.evil.example/x.nc", None, False, False),
+        ("https://evilearthdata.nasa.gov/x.nc", None, False, False),
+        ("https://example.org/s3credentials", None, False, False),
+        ("https://169.254.169.254/latest/meta-data/", None, False, False),
+        ("http://127.0.0.1:8000/x.nc", ["127.0.0.1"], True, True),
+        ("http://127.0.0.1:8000/x.nc", ["127.0.0.1"], False, False),  # loopback not opted in
+        ("http://127.0.0.2:8000/x.nc", ["127.0.0.1"], True, False),
+    ],
+)
+def test_the_token_goes_only_to_earthdata_hosts(url, token_hosts, loopback, expected):
+    values = {"allow_loopback_hosts": loopback} | ({"token_hosts": token_hosts} if token_hosts else {})
+    assert may_receive_token(url, Settings(_env_file=None, **values)) is expected
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://169.254.169.254/latest/meta-data/iam/", "http://10.0.0.1/x", "http://192.168.1.1/x",
+     "http://172.16.0.1/x", "http://[fe80::1]/x", "http://[::1]:80/x", "http://0.0.0.0/x",
+     "http://127.0.0.1:9/x", "http://localhost:9/x", "http://[::ffff:169.254.169.254]/x", "http:///x"],
+)
+def test_addresses_inside_the_network_are_refused(url):
+    with pytest.raises(UnsafeHost):
+        refuse_unsafe_host(url, Settings(_env_file=None))
+
+
+def test_loopback_is_allowed_only_when_opted_in_and_link_local_never():
+    allowed = Settings(_env_file=None, allow_loopback_hosts=True)
+    refuse_unsafe_host("http://127.0.0.1:9/x", allowed)
+    refuse_unsafe_host("http://localhost:9/x", allowed)
+    with pytest.raises(UnsafeHost, match="link-local"):
+        refuse_unsafe_host("http://169.254.169.254/", allowed)
+
+
+def test_a_data_host_outside_token_hosts_never_sees_the_token(world, tmp_path):
+    concept_id = world.publish(files.netcdf4_grid(tmp_path))
+    world.data.require_bearer("/test-protected/", "tok-allow-1")
+    trusted = check_collection(concept_id, settings=world.settings(earthdata_token="tok-allow-1"))
+    assert trusted.tiling_compatible, trusted.error_message
+    foreign = world.settings(earthdata_token="tok-allow-1", token_hosts=["earthdata.nasa.gov"])
+    result = check_collection(concept_id, settings=foreign)
+    assert result.incompatible_reason is Reason.FORBIDDEN  # the host wanted a token it was not given
+
+
+def test_an_s3credentials_endpoint_outside_token_hosts_is_not_asked(world):
+    world.data.add_s3_credentials("/s3credentials")
+    auth = EarthdataAuth(world.settings(earthdata_token="tok-9", token_hosts=["earthdata.nasa.gov"]))
+    with pytest.raises(AuthError, match="not an Earthdata host"):
+        auth.s3_credentials(world.data.url + "/s3credentials", timeout=5)
+    assert world.data.count("/s3credentials") == 0

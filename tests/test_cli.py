@@ -18,7 +18,8 @@ GAMSSA = "C2036881735-POCLOUD"
 @pytest.fixture
 def gamssa(world, monkeypatch):
     world.add_fixture_collection(GAMSSA)
-    monkeypatch.setenv("CMR_URL", world.cmr.search_url)
+    for name, value in world.environment().items():
+        monkeypatch.setenv(name, value)
     return world
 
 
@@ -37,6 +38,7 @@ def test_check_summary(gamssa, capsys):
 
 
 def test_summary_of_an_incompatible_collection(world, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ALLOW_LOOPBACK_HOSTS", "true")
     concept_id = world.publish(files.text_file(tmp_path), formats=("ASCII",))
     assert main(["check", "--collection-id", concept_id, "--cmr-url", world.cmr.url]) == 0
     out = capsys.readouterr().out
@@ -44,7 +46,7 @@ def test_summary_of_an_incompatible_collection(world, tmp_path, monkeypatch, cap
 
 
 def test_predecessor_form_as_a_module(gamssa):
-    env = {**os.environ, "CMR_URL": gamssa.cmr.search_url}
+    env = {**os.environ, **gamssa.environment()}
     completed = subprocess.run(
         [sys.executable, "-m", "titiler_cmr_compatibility.cli", "--collection-id", GAMSSA, "--json",
          "--access-type", "external", "--timeout", "60"],
@@ -75,7 +77,8 @@ def test_bad_input_is_a_clear_usage_error(argv, capsys):
 
 
 def _survey_world(world, tmp_path, monkeypatch):
-    monkeypatch.setenv("CMR_URL", world.cmr.search_url)
+    for name, value in world.environment().items():
+        monkeypatch.setenv(name, value)
     ids = [world.publish(files.netcdf4_grid(tmp_path, f"g{i}.nc")) for i in range(2)]
     ids.append(world.publish(files.text_file(tmp_path), formats=("ASCII",)))
     return ids

@@ -10,6 +10,7 @@ import pytest
 from titiler_cmr_compatibility.check import check_collection
 from titiler_cmr_compatibility.result import Reason
 from titiler_cmr_compatibility.sample.demo import COMPATIBLE, build_sample, outcome, serve_sample
+from titiler_cmr_compatibility.sample.server import LOOPBACK_SETTINGS
 from titiler_cmr_compatibility.settings import Settings
 
 
@@ -20,7 +21,7 @@ def catalog(tmp_path_factory):
 
 def test_every_sample_collection_gets_its_expected_outcome(catalog):
     with serve_sample(catalog) as servers:
-        settings = Settings(_env_file=None, cmr_url=servers.cmr_url, access_type="external")
+        settings = Settings(_env_file=None, cmr_url=servers.cmr_url, access_type="external", **LOOPBACK_SETTINGS)
         results = {concept_id: check_collection(concept_id, settings=settings) for concept_id in catalog.expected}
     outcomes = {concept_id: outcome(result) for concept_id, result in results.items()}
     messages = {concept_id: result.error_message for concept_id, result in results.items()}

@@ -17,6 +17,7 @@ from titiler_cmr_compatibility.result import Reason
 from titiler_cmr_compatibility.sample import files
 from titiler_cmr_compatibility.storage import open_storage
 from titiler_cmr_compatibility.survey import MARKER, RESULT, Survey, lithops_executor
+from titiler_cmr_compatibility.survey import worker_settings as survey_worker_settings
 from tests.support.aws import moto_server, point_boto3_at, s3_client
 from tests.support.fixtures import load_fixture_collections
 from tests.support.workers import CRASH_MARK, crash_always, crash_first_attempt
@@ -55,8 +56,7 @@ def populated(world, tmp_path):
 
 
 def worker_settings(world) -> dict:
-    settings = world.settings()
-    return {"cmr_url": settings.cmr_url, "access_type": "external", "check_timeout": 60}
+    return survey_worker_settings(world.settings())
 
 
 def setup(world, survey: Survey, limit: int | None = None):

@@ -600,7 +600,8 @@ def test_outputs_name_the_bucket_machine_queues_and_report(r):
 
 
 def test_check_handler_returns_the_result_record(world, tmp_path, monkeypatch):
-    monkeypatch.setenv("CMR_URL", world.cmr.search_url)
+    for name, value in world.environment().items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("ACCESS_TYPE", "external")
     concept_id = world.publish(files.netcdf4_grid(tmp_path))
     spec = importlib.util.spec_from_file_location("check_app", ROOT / "functions" / "check" / "app.py")

@@ -9,11 +9,14 @@ checks still run and protected data come out `forbidden`. Every secret is regist
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import socket
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from urllib.parse import urlparse
 
 import requests
 
@@ -28,6 +31,61 @@ _S3_CREDENTIALS_MARGIN_S = 300
 
 class AuthError(Exception):
     """Credentials could not be obtained (the message holds no secrets)."""
+
+
+class UnsafeHost(Exception):
+    """A URL from a record names a host this tool must not contact."""
+
+
+def may_receive_token(url: str, settings: Settings) -> bool:
+    """The Earthdata token goes only to `token_hosts` (and their subdomains), and only over
+    https, except loopback when the settings opt in to it (the tests' fake NASA)."""
+    parsed = urlparse(url)
+    host = (parsed.hostname or "").lower().rstrip(".")
+    if parsed.scheme != "https" and not (parsed.scheme == "http" and _loopback_allowed(host, settings)):
+        return False
+    return any(host == allowed or host.endswith("." + allowed) for allowed in settings.token_hosts)
+
+
+def _loopback_allowed(host: str, settings: Settings) -> bool:
+    return settings.allow_loopback_hosts and all(address.is_loopback for address in _addresses(host))
+
+
+def refuse_unsafe_host(url: str, settings: Settings) -> None:
+    """Raise `UnsafeHost` if the URL's host is, or resolves to, a link-local, private, loopback
+    (unless allowed), multicast or unspecified address: a record must not make this tool probe
+    the instance metadata service or the network it runs in."""
+    host = urlparse(url).hostname
+    if not host:
+        raise UnsafeHost("the link names no host")
+    try:
+        addresses = _addresses(host)
+    except OSError as error:
+        raise UnsafeHost(f"the host {host} does not resolve ({type(error).__name__})") from None
+    for address in addresses:
+        if address.is_loopback and settings.allow_loopback_hosts:
+            continue
+        if (address.is_link_local or address.is_private or address.is_loopback or address.is_multicast
+                or address.is_unspecified or address.is_reserved):  # fmt: skip
+            raise UnsafeHost(f"the host {host} is a {_kind(address)} address ({address}), which is never contacted")
+
+
+def _addresses(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    try:
+        found = {host.strip("[]")}
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        found = {info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
+    addresses = [ipaddress.ip_address(address.split("%")[0]) for address in found]
+    # ::ffff:169.254.169.254 is 169.254.169.254.
+    return [getattr(address, "ipv4_mapped", None) or address for address in addresses]
+
+
+def _kind(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    for kind in ("link_local", "loopback", "multicast", "unspecified", "private", "reserved"):
+        if getattr(address, f"is_{kind}"):
+            return kind.replace("_", "-")
+    return "forbidden"
 
 
 @dataclass(frozen=True)
@@ -50,6 +108,13 @@ class EarthdataAuth:
         self._token: str | None = None
         self._token_resolved = False
         self._s3: dict[str, S3Credentials] = {}
+
+    def __getstate__(self) -> dict:
+        return {key: value for key, value in self.__dict__.items() if key != "_lock"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()  # a copy made in a forked child must not inherit a held lock
 
     def token(self) -> str | None:
         with self._lock:
@@ -86,7 +151,10 @@ class EarthdataAuth:
             raise AuthError(scrub(f"Earthdata login failed: {type(error).__name__}: {error}")) from None
         if response.status_code != 200:
             raise AuthError(f"Earthdata login failed: HTTP {response.status_code}")
-        token = response.json().get("access_token")
+        try:
+            token = response.json().get("access_token")
+        except (ValueError, AttributeError):
+            raise AuthError("Earthdata login answered with something that is not a JSON token") from None
         if not token:
             raise AuthError("Earthdata login answered without an access token")
         return token
@@ -101,6 +169,14 @@ class EarthdataAuth:
             cached = self._s3.get(endpoint)
             if cached and cached.expires_at - time.time() > _S3_CREDENTIALS_MARGIN_S:
                 return cached
+        if not may_receive_token(endpoint, self.settings):
+            host = urlparse(endpoint).hostname
+            raise AuthError(f"the s3credentials endpoint's host {host} is not an Earthdata host (token_hosts): "
+                            "the token is not sent there")
+        try:
+            refuse_unsafe_host(endpoint, self.settings)
+        except UnsafeHost as error:
+            raise AuthError(str(error)) from None
         token = self.token()
         if token is None:
             raise AuthError("no Earthdata credentials: direct S3 access needs them")

@@ -7,12 +7,13 @@ to PNG with titiler-cmr's engines. Every outcome, including the unexpected, is a
 
 from __future__ import annotations
 
+import copy
 import logging
 import random
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, partial
 from importlib.metadata import PackageNotFoundError, version
 
 import h5netcdf
@@ -20,7 +21,7 @@ import xarray as xr
 
 from .auth import AuthError, EarthdataAuth
 from .cmr import CMRClient, CMRError
-from .deadline import CheckTimeout, Deadline, run_with_timeout
+from .deadline import CheckTimeout, Deadline
 from .formats import (
     BACKEND_FOR_CONTAINER,
     UNSUPPORTED_CONTAINER_REASONS,
@@ -33,6 +34,7 @@ from .formats import (
 )
 from .readers import DataAccessError, RasterioOpener, RemoteFile, open_remote
 from .result import CheckResult, Reason
+from .sandbox import run_isolated
 from .settings import AccessType, Settings, get_settings
 from .tiles import TileFailure, prepare_variable, render_rasterio, render_xarray, tiles_url
 from .umm import CollectionInfo, GranuleInfo, read_granule
@@ -65,19 +67,31 @@ def engine_versions() -> dict[str, str]:
     return versions
 
 
-@dataclass
 class _Progress:
-    """What a check has done so far; read by the timeout path while the check may still run."""
+    """What a check has done so far, reported to the waiting process at every stage, so a check
+    stopped at its time limit (or killed by a crash) still says where it was."""
 
-    result: CheckResult
-    stage: str = "cmr"
-    remote: RemoteFile | None = None
-    started: float = field(default_factory=time.monotonic)
-    cmr: CMRClient | None = None
-    failed_opens: int = 0  # data links that answered with an error before one opened
+    def __init__(self, result: CheckResult, report: Callable[[tuple[str, CheckResult]], None] | None = None):
+        self.result = result
+        self.report = report
+        self.remote: RemoteFile | None = None
+        self.started = time.monotonic()
+        self.cmr: CMRClient | None = None
+        self.failed_opens = 0  # data links that answered with an error before one opened
+        self._stage = "cmr"
 
-    def finish(self) -> CheckResult:
-        result = self.result
+    @property
+    def stage(self) -> str:
+        return self._stage
+
+    @stage.setter
+    def stage(self, stage: str) -> None:
+        self._stage = stage
+        if self.report is not None:
+            self.report((stage, self.finish(self.result.model_copy(deep=True))))
+
+    def finish(self, result: CheckResult | None = None) -> CheckResult:
+        result = result or self.result
         result.duration_s = round(time.monotonic() - self.started, 3)
         if self.remote is not None or self.failed_opens:
             stats = self.remote.stats if self.remote is not None else None
@@ -112,34 +126,57 @@ def check_collection(
     rng: random.Random | None = None,
 ) -> CheckResult:
     """Check one collection. `collection` is its UMM-JSON item or the compact record a survey
-    marker stores (saves a CMR request); otherwise it is fetched. Never raises."""
+    marker stores (saves a CMR request); otherwise it is fetched. Never raises.
+
+    The check runs in a child process (`sandbox`): past its time limit it is stopped, past its
+    memory budget its allocation fails, and if its engines crash the crash is the result.
+    """
     settings = settings or get_settings()
     timeout = timeout or settings.check_timeout
-    deadline = Deadline(timeout)
-    progress = _Progress(
-        CheckResult(
-            collection_concept_id=collection_concept_id,
-            checked_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            engine_versions=engine_versions(),
-        )
+    auth = auth or EarthdataAuth(settings)
+    started = time.monotonic()
+    base = CheckResult(
+        collection_concept_id=collection_concept_id,
+        checked_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        engine_versions=engine_versions(),
     )
+    try:  # once per process, not once per child: a username/password login, an SSM read
+        auth.token()
+    except AuthError:
+        pass  # the child meets the same error and classifies it
+    run = partial(_check_in_child, base, collection, granule_id, access_type or settings.access_type,
+                  settings, auth, timeout, rng)  # fmt: skip
+    outcome = run_isolated(run, timeout, settings.check_memory_mb * 1024 * 1024)
+    if outcome.value is not None:
+        return outcome.value
+    stage, result = outcome.progress or ("cmr", base)
+    if outcome.timed_out:
+        result.fail(Reason.TIMEOUT, f"the check ran past its {timeout:g} s limit (while at: {stage})")
+    else:
+        result.fail(_REASON_FOR_STAGE[stage], f"the check's process {outcome.ended} (while at: {stage})")
+    result.duration_s = round(time.monotonic() - started, 3)
+    return result
+
+
+def _check_in_child(
+    base: CheckResult,
+    collection: dict | CollectionInfo | None,
+    granule_id: str | None,
+    access_type: AccessType,
+    settings: Settings,
+    auth: EarthdataAuth,
+    timeout: float,
+    rng: random.Random | None,
+    report: Callable[[tuple[str, CheckResult]], None],
+) -> CheckResult:
+    deadline = Deadline(timeout)
+    progress = _Progress(base, report)
     progress.cmr = CMRClient(settings, deadline)
-
-    def run() -> CheckResult:
-        try:
-            _check(progress, collection, granule_id, access_type or settings.access_type, settings,
-                   auth or EarthdataAuth(settings), deadline, rng)  # fmt: skip
-        except Exception as error:  # every failure is a result, never an exception out of here
-            _record_unexpected(progress, error)
-        return progress.finish()
-
-    def on_timeout() -> CheckResult:
-        snapshot = _Progress(progress.result.model_copy(deep=True), progress.stage, progress.remote,
-                             progress.started, progress.cmr, progress.failed_opens)  # fmt: skip
-        snapshot.result.fail(Reason.TIMEOUT, f"the check ran past its {timeout:g} s limit (while at: {progress.stage})")
-        return snapshot.finish()
-
-    return run_with_timeout(run, timeout, on_timeout)
+    try:
+        _check(progress, collection, granule_id, access_type, settings, copy.copy(auth), deadline, rng)
+    except Exception as error:  # every failure is a result, never an exception out of here
+        _record_unexpected(progress, error)
+    return progress.finish()
 
 
 def _record_unexpected(progress: _Progress, error: Exception) -> None:
@@ -316,8 +353,8 @@ def _check_xarray(progress: _Progress, remote: RemoteFile, temporal, settings: S
         progress.stage = "tile"
         first_failure: TileFailure | None = None
         for candidate in tileable[:MAX_VARIABLES_TRIED]:
-            prepared, selectors = prepare_variable(ds, candidate)
             try:
+                prepared, selectors = prepare_variable(ds, candidate)
                 render_xarray(remote.url, prepared, candidate.name)
             except TileFailure as failure:
                 first_failure = first_failure or failure

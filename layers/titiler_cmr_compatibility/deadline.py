@@ -1,18 +1,13 @@
-"""Time limits that work in threads and worker processes alike.
+"""A check's time limit, as seen from inside it: every network call is cut to the time left.
 
-The predecessor used `signal.alarm`, which only works in a process's main thread: in Lithops and
-thread pools its timeouts never fired. Here the check runs in a daemon thread that the caller
-stops waiting for at the deadline, and every network call inside it is cut to the time left.
+(The predecessor used `signal.alarm`, which only works in a process's main thread: in Lithops and
+thread pools its timeouts never fired. The hard stop is `sandbox`'s: the check's process is
+killed if it outlives its deadline.)
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable
-from typing import TypeVar
-
-T = TypeVar("T")
 
 
 class CheckTimeout(Exception):
@@ -40,29 +35,3 @@ class Deadline:
         """`timeout`, shortened to the time left (never zero: a request needs some time to fail)."""
         self.check()
         return max(0.05, min(timeout, self.remaining()))
-
-
-def run_with_timeout(
-    function: Callable[[], T], seconds: float, on_timeout: Callable[[], T]
-) -> T:
-    """Run `function` in a daemon thread; return `on_timeout()` if it has not finished in time.
-
-    A thread cannot be killed, so one that overruns is abandoned; the Deadline it was given makes
-    its next network call fail promptly, so it does not keep working for long.
-    """
-    outcome: dict[str, object] = {}
-
-    def target() -> None:
-        try:
-            outcome["value"] = function()
-        except BaseException as error:  # re-raised in the caller's thread below
-            outcome["error"] = error
-
-    worker = threading.Thread(target=target, name="compatibility-check", daemon=True)
-    worker.start()
-    worker.join(seconds)
-    if worker.is_alive():
-        return on_timeout()
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    return outcome["value"]  # type: ignore[return-value]

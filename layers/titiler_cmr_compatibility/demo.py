@@ -26,6 +26,7 @@ def run_demo(directory: Path) -> int:
     """Run the demo in `directory` (sample files, store); returns 0 when every sample collection
     came out as its sample says it should."""
     from .sample.demo import build_sample, serve_sample
+    from .sample.server import LOOPBACK_SETTINGS
 
     directory = Path(directory).resolve()
     print("DEMO: these are SAMPLE collections generated on this machine, not NASA data. They show")
@@ -36,7 +37,7 @@ def run_demo(directory: Path) -> int:
     with serve_sample(catalog) as servers:
         # The sample needs no credentials: never send the user's to anything, even by accident.
         values = {"cmr_url": servers.cmr_url, "access_type": "external", "check_timeout": 60,
-                  "allow_loopback_hosts": True, "token_hosts": ["127.0.0.1"], **NO_CREDENTIALS}
+                  **LOOPBACK_SETTINGS, **NO_CREDENTIALS}
         settings = Settings(_env_file=None, **values)
         survey = Survey(open_storage(store), DEMO_RUN)
         cmr = CMRClient(settings)

@@ -29,10 +29,11 @@ from obstore.exceptions import (
 from obstore.store import HTTPStore, S3Store
 from rasterio.abc import FileContainer
 
-from .auth import AuthError, EarthdataAuth
+from .auth import AuthError, EarthdataAuth, UnsafeHost, may_receive_token, refuse_unsafe_host
 from .deadline import CheckTimeout, Deadline
 from .formats import SNIFF_BYTES, looks_like_login_page
 from .result import Reason, scrub
+from .sandbox import mark_fork_unsafe
 from .settings import Settings
 from .umm import DataLink
 
@@ -43,7 +44,12 @@ FIRST_READ_BYTES = 16 * 1024
 DEFAULT_READ_AHEAD = 64 * 1024
 # A safety valve: metadata caches never grow past this (chunk data are never cached).
 _CACHE_LIMIT_BYTES = 64 * 1024 * 1024
+# Large reads arrive in pieces of at most this size, so a body longer than asked is cut off early.
+_STREAM_CHUNK_BYTES = 8 * 1024 * 1024
 _STATUS = re.compile(r"status code: (\d{3})")
+# How obstore's debug text says a request ran out of time. Its retry errors always mention
+# "retry_timeout", so the bare word "timeout" says nothing: 500s and refusals say it too.
+_TIMED_OUT = re.compile(r"kind: Timeout|TimedOut|timed out")
 
 
 class DataAccessError(Exception):
@@ -80,8 +86,7 @@ class RemoteFile:
     def _first_read(self) -> tuple[bytes, int]:
         self.deadline.check()
         try:
-            result = obstore.get(self._store, self._path, options={"range": (0, FIRST_READ_BYTES)})
-            data = bytes(result.bytes())
+            data, size = self._get(0, FIRST_READ_BYTES)
         except NotSupportedError:
             raise self._diagnose_range_refusal() from None
         except ValueError as error:  # obstore: a zero-length range, i.e. an empty object
@@ -93,7 +98,22 @@ class RemoteFile:
         self.stats.requests += 1
         self.stats.bytes_read += len(data)
         self._remember(0, data)
-        return data[:SNIFF_BYTES], int(result.meta["size"])
+        return data[:SNIFF_BYTES], size
+
+    def _get(self, start: int, end: int) -> tuple[bytes, int]:
+        """Bytes [start, end) and the object's size, taking no more than was asked for: a host
+        may promise a terabyte, or send forever, after the bytes we wanted."""
+        result = obstore.get(self._store, self._path, options={"range": (start, end)})
+        wanted = end - start
+        pieces: list[bytes] = []
+        received = 0
+        for chunk in result.stream(min_chunk_size=min(wanted, _STREAM_CHUNK_BYTES)):
+            pieces.append(bytes(chunk))
+            received += len(pieces[-1])
+            if received >= wanted:
+                break
+        data = b"".join(pieces)
+        return data[:wanted], int(result.meta["size"])
 
     def _diagnose_range_refusal(self) -> DataAccessError:
         """obstore refuses a 200 answer to a Range request. Either the host ignores Range, or an
@@ -113,14 +133,15 @@ class RemoteFile:
         )
 
     def _classify(self, error: Exception) -> DataAccessError:
-        message = f"{type(error).__name__}: {error}".split("\n\nDebug source")[0]
+        full = f"{type(error).__name__}: {error}"
+        message = full.split("\n\nDebug source")[0]
         if isinstance(error, CheckTimeout):
             return DataAccessError(Reason.TIMEOUT, str(error))
         if isinstance(error, FileNotFoundError):
             return DataAccessError(Reason.DATA_UNAVAILABLE, f"the data file does not exist (404): {message}")
         if isinstance(error, PermissionDeniedError | UnauthenticatedError):
             return DataAccessError(Reason.FORBIDDEN, message)
-        if "timed out" in message.lower() or "timeout" in message.lower():
+        if _TIMED_OUT.search(full):
             return DataAccessError(Reason.TIMEOUT, message)
         status = _STATUS.search(message)
         if status and status.group(1) in ("401", "403"):
@@ -154,7 +175,7 @@ class RemoteFile:
     def _fetch(self, start: int, end: int) -> bytes:
         try:
             self.deadline.check()
-            data = bytes(obstore.get_range(self._store, self._path, start=start, end=end))
+            data, _ = self._get(start, end)
         except Exception as error:
             # Engines (h5py, GDAL) turn errors raised in their read callbacks into their own
             # generic ones; keep the classified cause where the check can find it.
@@ -301,14 +322,21 @@ def open_remote(
             retry_config=retry_config,
         )
     elif parsed.scheme in ("http", "https"):
+        try:
+            refuse_unsafe_host(link.url, settings)
+        except UnsafeHost as error:
+            raise DataAccessError(Reason.FAILED_TO_EXTRACT_URL, f"the data link was not followed: {error}") from None
         if parsed.scheme == "http":
             client_options["allow_http"] = True
-        token = auth.token()
+        token = auth.token() if may_receive_token(link.url, settings) else None
         if token:
             client_options["default_headers"] = {"Authorization": f"Bearer {token}"}
-        store = HTTPStore.from_url(f"{parsed.scheme}://{parsed.netloc}", client_options=client_options, retry_config=retry_config)
+        # The host alone: credentials written into a link (user:password@) are never used.
+        origin = f"{parsed.scheme}://{parsed.netloc.rpartition('@')[2]}"
+        store = HTTPStore.from_url(origin, client_options=client_options, retry_config=retry_config)
     else:
         raise DataAccessError(Reason.FAILED_TO_EXTRACT_URL, f"cannot read a {parsed.scheme or 'schemeless'} link")
+    mark_fork_unsafe("it has started obstore's runtime (readers.open_remote)")
     try:
         return RemoteFile(store, parsed.path.lstrip("/"), link.url, deadline)
     except ObstoreError as error:  # anything _first_read did not classify

@@ -24,6 +24,11 @@ EARTHDATA_HOSTS = (
     "cr.usgs.gov",
     "daac.ornl.gov",
     "ghrc.nsstc.nasa.gov",
+    # Earthdata-Login hosts outside those domains that the predecessor's survey met.
+    "asdc.larc.nasa.gov",
+    "oceandata.sci.gsfc.nasa.gov",
+    "cddis.nasa.gov",
+    "sips-data.ssec.wisc.edu",
 )
 UAT_CMR = "https://cmr.uat.earthdata.nasa.gov"
 
@@ -43,6 +48,10 @@ class Settings(BaseSettings):
 
     check_timeout: float = Field(120.0, gt=0, description="seconds for one collection check")
     data_request_timeout: float = Field(30.0, gt=0, description="seconds per data range request")
+    check_memory_mb: int = Field(
+        640, ge=64, description="MB a check's process may add to the one that starts it: a 1024 MB "
+        "worker holds ~250 MB of engines, and the largest measured check adds ~100 MB"
+    )
     access_type: AccessType = Field(
         "external",
         description="direct (s3://, only inside AWS us-west-2) or external (https)",

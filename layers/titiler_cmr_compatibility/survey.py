@@ -78,6 +78,9 @@ def worker_settings(settings, access_type: str | None = None) -> dict[str, Any]:
         "check_timeout": settings.check_timeout,
         "titiler_endpoint": settings.titiler_endpoint,
         "data_request_timeout": settings.data_request_timeout,
+        "check_memory_mb": settings.check_memory_mb,
+        "token_hosts": settings.token_hosts,
+        "allow_loopback_hosts": settings.allow_loopback_hosts,
     }
     for name in ("earthdata_token_parameter", "earthdata_username_parameter", "earthdata_password_parameter"):
         if getattr(settings, name):

@@ -22,6 +22,11 @@ TILE = (0, 0, 0)  # x, y, z: the whole world, the tile every compatible collecti
 # clipped array at native resolution before warping it).
 MAX_SOURCE_PIXELS = 2048
 GDAL_OPTIONS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
+# What tile 0/0/0 of one variable may make HDF5 decompress. Every chunk a strided read touches is
+# inflated whole: a 10^6 x 10^6 variable in small chunks would mean terabytes from a 400 KB file.
+# Real products stay far below (the largest fixture needs ~60 MB).
+MAX_CHUNK_BYTES_READ = 1024**3
+MAX_CHUNKS_READ = 200_000
 
 
 def render_png(image: ImageData) -> bytes:
@@ -66,7 +71,8 @@ def render_rasterio(opener, name: str) -> tuple[bytes, list[str]]:
 def prepare_variable(ds: xr.Dataset, candidate: Candidate) -> tuple[xr.Dataset, list[str]]:
     """What titiler-cmr's reader does before tiling (squeeze size-1 dims), plus what a tile
     request would say with `sel` (the first index of every extra dim), plus a stride that
-    bounds memory. Returns the one-variable dataset and the `sel` selectors used."""
+    bounds memory. Returns the one-variable dataset and the `sel` selectors used. A variable
+    whose chunks would make the read too large is a `TileFailure` before anything is read."""
     da = ds[candidate.name]
     squeeze = [d for d in da.dims if da.sizes[d] == 1]
     if squeeze:
@@ -79,9 +85,30 @@ def prepare_variable(ds: xr.Dataset, candidate: Candidate) -> tuple[xr.Dataset, 
     strides = {
         dim: max(1, math.ceil(da.sizes[dim] / MAX_SOURCE_PIXELS)) for dim in (candidate.x_dim, candidate.y_dim)
     }
+    _judge_read(ds[candidate.name], strides)
     if any(step > 1 for step in strides.values()):
         da = da.isel({dim: slice(None, None, step) for dim, step in strides.items()})
     return da.to_dataset(name=candidate.name), selectors
+
+
+def _judge_read(variable: xr.DataArray, strides: dict[str, int]) -> None:
+    """Refuse a read whose chunk layout makes it unboundedly large, from the declared sizes alone."""
+    chunks = variable.encoding.get("chunksizes")
+    if not chunks or variable.encoding.get("contiguous"):
+        return
+    count = 1
+    for dim, size, chunk in zip(variable.dims, variable.shape, chunks, strict=False):
+        step = strides.get(dim)
+        # Along X and Y every stride-th index is read; along any other dim, one index.
+        count *= min(math.ceil(size / chunk), math.ceil(size / step)) if step else 1
+    chunk_bytes = math.prod(chunks) * variable.dtype.itemsize
+    if count > MAX_CHUNKS_READ or count * chunk_bytes > MAX_CHUNK_BYTES_READ:
+        shape = " x ".join(f"{size:,}" for size in variable.shape)
+        layout = " x ".join(str(chunk) for chunk in chunks)
+        raise TileFailure(ValueError(
+            f"variable {variable.name} ({shape} {variable.dtype} in {layout} chunks) is too large to tile: "
+            f"tile 0/0/0 would decompress {count:,} chunks ({count * chunk_bytes / 1024**3:,.1f} GiB)"
+        ))
 
 
 def _label(ds: xr.Dataset, dim: str) -> str:

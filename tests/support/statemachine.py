@@ -53,6 +53,7 @@ from titiler_cmr_compatibility.settings import get_settings
 from titiler_cmr_compatibility.storage import open_storage
 
 from .aws import REGION, moto_process, moto_server, point_boto3_at, sqs_events
+from .world import loopback_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 ASL = ROOT / "statemachine" / "survey.asl.json"
@@ -234,6 +235,7 @@ class SurveyHarness:
         )
         settings = {
             "SURVEY_STORE": f"s3://{BUCKET}/{PREFIX}", "CMR_URL": cmr.search_url, "ACCESS_TYPE": "external",
+            **loopback_environment(),
             "CHECK_TIMEOUT": "60", "MAX_ATTEMPTS": "3", "BATCH_SIZE": "4",
             "LITHOPS_STORAGE_BUCKET": BUCKET, "LITHOPS_EXECUTION_ROLE": "arn:aws:iam::123456789012:role/workers",
             **(environment or {}),

@@ -7,6 +7,7 @@ data link points at the data server, so every test drives the real check end to 
 from __future__ import annotations
 
 import copy
+import json
 import itertools
 from pathlib import Path
 from typing import Any
@@ -15,16 +16,26 @@ from titiler_cmr_compatibility.settings import Settings
 
 from titiler_cmr_compatibility.sample.cmr import FakeCMR, make_collection, make_granule
 from titiler_cmr_compatibility.sample.data import DataServer
+from titiler_cmr_compatibility.sample.server import LOOPBACK_SETTINGS
 
 from .fixtures import fixtures_dir, load_fixture_collections, load_fixture_granules
 
 _ids = itertools.count(1000)
 
 
+def loopback_environment() -> dict[str, str]:
+    """LOOPBACK_SETTINGS as a process started on the fake NASA reads them from its environment."""
+    return {name.upper(): json.dumps(value) for name, value in LOOPBACK_SETTINGS.items()}
+
+
 class World:
     def __init__(self, cmr: FakeCMR, data: DataServer):
         self.cmr = cmr
         self.data = data
+
+    def environment(self) -> dict[str, str]:
+        """The settings a process started on this world reads from its environment."""
+        return {"CMR_URL": self.cmr.search_url, **loopback_environment()}
 
     def settings(self, **overrides: Any) -> Settings:
         values: dict[str, Any] = {
@@ -34,9 +45,7 @@ class World:
             "cmr_backoff": 0.01,
             "cmr_retries": 2,
             "titiler_endpoint": "https://titiler.example.org",
-            # The fake NASA lives on 127.0.0.1: opt in to loopback and trust it with the token.
-            "allow_loopback_hosts": True,
-            "token_hosts": ["127.0.0.1"],
+            **LOOPBACK_SETTINGS,
         }
         return Settings(_env_file=None, **{**values, **overrides})
 

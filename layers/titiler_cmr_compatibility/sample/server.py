@@ -53,6 +53,10 @@ __all__ = [
 ]
 
 #: Errors that mean "the client went away"; they are expected and never reported.
+# What a check needs to read from these servers: production settings refuse loopback hosts and
+# send the Earthdata token to Earthdata hosts only; the stand-in NASA is both, on 127.0.0.1.
+LOOPBACK_SETTINGS: dict[str, Any] = {"allow_loopback_hosts": True, "token_hosts": ["127.0.0.1"]}
+
 _CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
 _WRITE_CHUNK = 256 * 1024
 
