@@ -8,6 +8,7 @@ import tracemalloc
 
 import pytest
 
+from titiler_cmr_compatibility.auth import EarthdataAuth
 from titiler_cmr_compatibility.check import check_collection
 from titiler_cmr_compatibility.formats import Backend
 from titiler_cmr_compatibility.result import Reason
@@ -337,6 +338,12 @@ def test_direct_access_reads_s3_with_temporary_keys(s3_world):
     assert result.tiling_compatible, result.error_message
     assert result.access_type == "direct" and result.data_url.startswith("s3://podaac-ops-cumulus-protected/")
     assert world.data.count("/s3credentials") == 1
+    # The keys come back from the check's process: a second check with the same auth reuses them.
+    auth = EarthdataAuth(world.settings(**settings))
+    for _ in range(2):
+        again = check(world, GAMSSA, collection=record, access_type="direct", settings=settings, auth=auth)
+        assert again.tiling_compatible, again.error_message
+    assert world.data.count("/s3credentials") == 2
     text = json.dumps(result.to_record())
     for secret in (*credentials.values(), "tok-direct-1"):
         if secret != credentials["expiration"]:

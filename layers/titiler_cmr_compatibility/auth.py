@@ -207,6 +207,18 @@ class EarthdataAuth:
         return credentials
 
 
+    def s3_credentials_held(self) -> dict[str, S3Credentials]:
+        with self._lock:
+            return dict(self._s3)
+
+    def remember_s3_credentials(self, held: dict[str, S3Credentials]) -> None:
+        """Keys another copy of this object obtained (a check's child process)."""
+        with self._lock:
+            for endpoint, credentials in held.items():
+                if endpoint not in self._s3 or self._s3[endpoint].expires_at < credentials.expires_at:
+                    self._s3[endpoint] = credentials
+
+
 def _parse_expiration(value: str | None) -> float:
     """s3credentials answers e.g. '2024-10-11 12:00:00+00:00'; assume an hour when absent."""
     if not value:

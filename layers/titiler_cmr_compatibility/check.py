@@ -148,7 +148,9 @@ def check_collection(
                   settings, auth, timeout, rng)  # fmt: skip
     outcome = run_isolated(run, timeout, settings.check_memory_mb * 1024 * 1024)
     if outcome.value is not None:
-        return outcome.value
+        result, s3_credentials = outcome.value
+        auth.remember_s3_credentials(s3_credentials)  # the next check need not ask again
+        return result
     stage, result = outcome.progress or ("cmr", base)
     if outcome.timed_out:
         result.fail(Reason.TIMEOUT, f"the check ran past its {timeout:g} s limit (while at: {stage})")
@@ -168,15 +170,17 @@ def _check_in_child(
     timeout: float,
     rng: random.Random | None,
     report: Callable[[tuple[str, CheckResult]], None],
-) -> CheckResult:
+) -> tuple[CheckResult, dict]:
+    """The check, in the child: its result, and the temporary S3 keys it holds for the parent."""
     deadline = Deadline(timeout)
     progress = _Progress(base, report)
     progress.cmr = CMRClient(settings, deadline)
+    auth = copy.copy(auth)
     try:
-        _check(progress, collection, granule_id, access_type, settings, copy.copy(auth), deadline, rng)
+        _check(progress, collection, granule_id, access_type, settings, auth, deadline, rng)
     except Exception as error:  # every failure is a result, never an exception out of here
         _record_unexpected(progress, error)
-    return progress.finish()
+    return progress.finish(), auth.s3_credentials_held()
 
 
 def _record_unexpected(progress: _Progress, error: Exception) -> None:
