@@ -13,6 +13,7 @@ from pathlib import Path
 import boto3
 import cloudpickle
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
@@ -25,7 +26,7 @@ from titiler_cmr_compatibility.storage import (
     etag_of,
     open_storage,
 )
-from tests.support.aws import REGION, atomic_s3_put, moto_server, point_boto3_at, s3_client
+from tests.support.aws import REGION, FlakyS3, atomic_s3_put, moto_server, point_boto3_at, s3_client
 
 COUNTER = "2026-11/counter.json"
 INCREMENTS = 50
@@ -382,3 +383,42 @@ def test_counter_across_threads(backend, tmp_path, request):
     assert json.loads(storage.read(COUNTER)) == {"n": WORKERS * INCREMENTS}
     assert attempts >= WORKERS * INCREMENTS
     assert storage.stats.puts == attempts + 1
+
+
+@pytest.fixture
+def flaky_s3(moto_endpoint):
+    """An S3 storage whose requests pass a proxy that can refuse them or lose their answers."""
+    bucket = new_bucket(moto_endpoint)
+    with FlakyS3(moto_endpoint) as proxy:
+        client = boto3.client("s3", endpoint_url=proxy.url, region_name=REGION, aws_access_key_id="test",
+                              aws_secret_access_key="test",
+                              config=Config(retries={"mode": "standard", "max_attempts": 5}))  # fmt: skip
+        yield S3Storage(bucket, "runs", client=client), proxy, s3_client(moto_endpoint), bucket
+
+
+def _objects(client, bucket: str) -> dict[str, bytes]:
+    listed = client.list_objects_v2(Bucket=bucket).get("Contents", [])
+    return {item["Key"]: client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read() for item in listed}
+
+
+def test_writes_land_exactly_once_through_slowdowns_and_lost_answers(flaky_s3):
+    storage, proxy, direct, bucket = flaky_s3
+    proxy.fail_next(2, status=503, path_contains="marker")
+    assert storage.create("C1-P/marker.json", b"m1") is True
+    proxy.lose_answer_next(1, "result")
+    assert storage.create("C1-P/result.json", b"r1") is True  # its own first try landed
+    proxy.lose_answer_next(1, "result")
+    assert storage.create("C1-P/result.json", b"another") is False  # somebody else's result stays
+    storage.write("report/report.csv", b"v0")
+    _, etag = storage.read_versioned("report/report.json") or (None, None)
+    proxy.lose_answer_next(1, "report.json")
+    assert storage.replace("report/report.json", b"v1", etag) is True
+    _, etag = storage.read_versioned("report/report.json")
+    proxy.fail_next(1, status=500, path_contains="report.json")
+    assert storage.replace("report/report.json", b"v2", etag) is True
+    assert storage.replace("report/report.json", b"v3", etag) is False  # a stale etag still loses
+    assert proxy.lost_answers == 3
+    assert _objects(direct, bucket) == {
+        "runs/C1-P/marker.json": b"m1", "runs/C1-P/result.json": b"r1",
+        "runs/report/report.csv": b"v0", "runs/report/report.json": b"v2",
+    }  # fmt: skip

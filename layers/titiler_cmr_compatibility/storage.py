@@ -399,7 +399,10 @@ class S3Storage(Storage):
             code = error.response.get("Error", {}).get("Code", "")
             status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if code in _S3_LOST_RACE or status == 412:
-                return False
+                # A retried request (after a 500 or a reset) may have lost to its own first try,
+                # which landed before its answer was lost: then the object holds exactly this body.
+                retried = error.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) > 0
+                return retried and self.read(key) == body
             if "IfMatch" in conditions and code == "NoSuchKey":
                 return False  # deleted since it was read (not NoSuchBucket: that propagates)
             raise

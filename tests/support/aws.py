@@ -18,6 +18,8 @@ from urllib.parse import quote_plus
 import boto3
 import requests
 from moto.s3.responses import S3Response
+
+from titiler_cmr_compatibility.sample.server import LocalHTTPServer, Request, Response, substring_matcher
 from moto.server import ThreadedMotoServer
 
 REGION = "us-west-2"
@@ -130,3 +132,40 @@ def sqs_events(keys: list[str], bucket: str, root: str, batch: int) -> list[dict
                             "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:results", "awsRegion": REGION})  # fmt: skip
         events.append({"Records": records})
     return events
+
+
+class FlakyS3(LocalHTTPServer):
+    """moto behind a proxy that fails like S3 on a bad day, in the two ways that matter to a
+    writer: `fail_next(status=503)` refuses a request before it reaches S3 (SlowDown), and
+    `lose_answer_next` lets the write land and then answers 500, as when the connection breaks
+    after S3 has stored the object. Anything else is passed through unchanged."""
+
+    _HOP_BY_HOP = {"content-length", "transfer-encoding", "connection", "date", "server", "content-type"}
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__()
+        self.upstream = upstream
+        self._losses: list[list] = []  # [matcher, remaining]
+        self.lost_answers = 0
+
+    def lose_answer_next(self, n: int, path_contains: str) -> None:
+        with self._lock:
+            self._losses.append([substring_matcher(path_contains), n])
+
+    def handle(self, request: Request) -> Response:
+        headers = {name: value for name, value in request.headers.items() if name.lower() not in ("host", "content-length")}
+        answer = requests.request(request.method, self.upstream + request.target, headers=headers,
+                                  data=request.body, timeout=60)  # fmt: skip
+        if request.method == "PUT" and self._take_loss(request):
+            return Response(500, b"<Error><Code>InternalError</Code></Error>", {}, "application/xml")
+        kept = {name: value for name, value in answer.headers.items() if name.lower() not in self._HOP_BY_HOP}
+        return Response(answer.status_code, answer.content, kept, answer.headers.get("Content-Type"))
+
+    def _take_loss(self, request: Request) -> bool:
+        with self._lock:
+            for loss in self._losses:
+                if loss[1] > 0 and loss[0](request):
+                    loss[1] -= 1
+                    self.lost_answers += 1
+                    return True
+        return False
