@@ -18,7 +18,7 @@ from titiler_cmr_compatibility.sample import files
 from titiler_cmr_compatibility.storage import open_storage
 from titiler_cmr_compatibility.survey import MARKER, RESULT, Survey, lithops_executor
 from titiler_cmr_compatibility.survey import worker_settings as survey_worker_settings
-from tests.support.aws import moto_server, point_boto3_at, s3_client
+from tests.support.aws import FlakyS3, moto_server, point_boto3_at, s3_client
 from tests.support.fixtures import load_fixture_collections
 from tests.support.workers import CRASH_MARK, crash_always, crash_first_attempt
 
@@ -211,3 +211,30 @@ def test_killed_survey_resumes_without_losing_or_doubling(populated, tmp_path):
     report = survey.load_report()
     assert set(report["rows"]) == after.markers
     assert "report:" in completed.stdout
+
+
+def test_a_survey_through_a_flaky_s3_loses_and_doubles_nothing(world, tmp_path, monkeypatch):
+    """S3 refusing requests (SlowDown) and losing the answers of writes that landed, on marker,
+    result and report writes: every collection still has one marker, one result and one row."""
+    ids = {world.publish(files.netcdf4_grid(tmp_path, f"g{index}.nc")) for index in range(5)}
+    with moto_server() as endpoint, FlakyS3(endpoint) as proxy:
+        point_boto3_at(monkeypatch, proxy.url)
+        s3_client(endpoint).create_bucket(Bucket="survey", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+        proxy.fail_next(3, status=503, path_contains=MARKER)
+        proxy.lose_answer_next(2, MARKER)
+        proxy.fail_next(2, status=503, path_contains=RESULT)
+        proxy.lose_answer_next(2, RESULT)
+        proxy.lose_answer_next(1, "report/report.json")
+        proxy.fail_next(1, status=500, path_contains="report/report.csv")
+        survey = Survey(open_storage("s3://survey/compat"), RUN)
+        assert setup(world, survey).created == 5
+        waves = survey.run_loop(lithops_executor("localhost"), worker_settings(world), batch_size=2)
+        report, _ = survey.compile_report()
+        keys = [item["Key"] for page in s3_client(endpoint).get_paginator("list_objects_v2").paginate(Bucket="survey")
+                for item in page.get("Contents", [])]  # fmt: skip
+    assert proxy.lost_answers == 5
+    assert [wave.submitted for wave in waves] == [5]  # no collection needed a second attempt
+    for name in (MARKER, RESULT):
+        assert sorted(key.split("/")[-2] for key in keys if key.endswith("/" + name)) == sorted(ids)
+    assert not [key for key in keys if "/history/" in key]
+    assert set(report["rows"]) == ids and all(row["tiling_compatible"] for row in report["rows"].values())
