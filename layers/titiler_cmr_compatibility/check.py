@@ -18,6 +18,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import h5netcdf
 import xarray as xr
+from earthaccess.daac import DAACS
 
 from .auth import AuthError, EarthdataAuth
 from .cmr import CMRClient, CMRError
@@ -36,7 +37,7 @@ from .readers import DataAccessError, RasterioOpener, RemoteFile, open_remote
 from .result import CheckResult, Reason
 from .sandbox import run_isolated
 from .settings import AccessType, Settings, get_settings
-from .tiles import TileFailure, prepare_variable, render_rasterio, render_xarray, tiles_url
+from .tiles import TileFailure, prepare_variable, render_rasterio, render_xarray, tiles_url, warm_engines
 from .umm import CollectionInfo, GranuleInfo, read_granule
 from .variables import Candidate, candidates, explain
 
@@ -144,6 +145,7 @@ def check_collection(
         auth.token()
     except AuthError:
         pass  # the child meets the same error and classifies it
+    warm_engines()
     run = partial(_check_in_child, base, collection, granule_id, access_type or settings.access_type,
                   settings, auth, timeout, rng)  # fmt: skip
     outcome = run_isolated(run, timeout, settings.check_memory_mb * 1024 * 1024)
@@ -285,8 +287,6 @@ def _collection_info(cmr: CMRClient, concept_id: str, given: dict | CollectionIn
 
 
 def _daac_credentials_endpoint(info: CollectionInfo) -> str | None:
-    from earthaccess.daac import DAACS
-
     for daac in DAACS:
         if info.provider in daac["cloud-providers"] + daac["on-prem-providers"] and daac.get("s3-credentials"):
             return daac["s3-credentials"]

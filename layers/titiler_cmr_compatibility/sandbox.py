@@ -11,6 +11,7 @@ up. The caller only ever sees a value, the last progress report, or how the chil
 
 from __future__ import annotations
 
+import gc
 import os
 import resource
 import signal
@@ -64,10 +65,14 @@ def run_isolated(
     if _fork_unsafe_reason:
         raise ForkUnsafe(f"cannot fork a check from this process: {_fork_unsafe_reason}")
     reader, writer = Pipe(duplex=False)
+    # The child's collector would otherwise walk, and so copy, every page of this process's
+    # objects: freezing them for the fork takes a fork-and-collect from ~320 to ~45 ms.
+    gc.freeze()
     pid = os.fork()
     if pid == 0:  # the child: never returns
         reader.close()
         _child(function, writer, memory_bytes)
+    gc.unfreeze()
     writer.close()
     outcome = Outcome()
     end = time.monotonic() + seconds + REPORT_GRACE_SECONDS
