@@ -182,3 +182,18 @@ def test_demo_runs_the_whole_survey_offline(tmp_path, capsys, monkeypatch):
     assert "12 of 12 as expected" in out
     assert (tmp_path / "survey-output" / "demo" / "report" / "report.parquet").exists()
     assert "must-not-be-used-by-the-demo" not in (tmp_path / "survey-output" / "demo" / "report" / "report.json").read_text()
+
+
+def test_setup_reports_the_bad_records_it_skipped(world, tmp_path, monkeypatch, capsys):
+    from titiler_cmr_compatibility.sample.cmr import make_collection
+
+    _survey_world(world, tmp_path, monkeypatch)
+    for concept_id in ("C100-GOOD/attempts", "../C1-TEST"):
+        broken = make_collection("C1-TEST", "BROKEN")
+        broken["meta"]["concept-id"] = concept_id
+        world.cmr.collections.append(broken)
+    world.cmr.collections.append({"umm": {}})
+    assert main(["survey", "setup", "--store", str(tmp_path / "store"), "--run", "2026-11"]) == 0
+    out = capsys.readouterr().out
+    assert "6 collections listed" in out and "3 markers written, 0 already there" in out
+    assert "3 bad records skipped (invalid_concept_id 2, no_meta_or_umm 1)" in out

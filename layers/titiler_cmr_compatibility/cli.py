@@ -17,16 +17,14 @@ from pathlib import Path
 from .check import check_collection
 from .result import CheckResult
 from .settings import Settings
-
-_COLLECTION_ID = re.compile(r"^C\d+-[A-Za-z0-9_]+$")
-_GRANULE_ID = re.compile(r"^G\d+-[A-Za-z0-9_]+$")
+from .umm import COLLECTION_ID, GRANULE_ID
 
 
 def _concept_id(pattern: re.Pattern, kind: str):
     def parse(value: str) -> str:
         value = value.strip()
-        if not pattern.match(value):
-            raise argparse.ArgumentTypeError(f"{value!r} is not a CMR {kind} concept id (like {pattern.pattern[1]}1234-PROVIDER)")
+        if not pattern.fullmatch(value):
+            raise argparse.ArgumentTypeError(f"{value!r:.80} is not a CMR {kind} concept id (like {pattern.pattern[0]}1234-PROVIDER)")
         return value
 
     return parse
@@ -40,9 +38,9 @@ def _positive(value: str) -> float:
 
 
 def _add_check_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--collection-id", required=True, type=_concept_id(_COLLECTION_ID, "collection"),
+    parser.add_argument("--collection-id", required=True, type=_concept_id(COLLECTION_ID, "collection"),
                         help="collection concept id, e.g. C2036881735-POCLOUD")  # fmt: skip
-    parser.add_argument("--granule-id", type=_concept_id(_GRANULE_ID, "granule"),
+    parser.add_argument("--granule-id", type=_concept_id(GRANULE_ID, "granule"),
                         help="check this granule instead of a random one")  # fmt: skip
     parser.add_argument("--access-type", choices=["direct", "external"],
                         help="direct: s3:// links (only inside AWS us-west-2); external: https (default)")  # fmt: skip
@@ -139,8 +137,9 @@ def _setup(survey, args: argparse.Namespace, settings: Settings) -> None:
             manifest={"cmr_url": settings.cmr_url, "limit": args.limit, "providers": len(providers)},
             on_progress=bar.update,
         )
+    skipped = f"; {stats.describe_skipped()}" if stats.skipped else ""
     print(f"setup: {stats.listed:,} collections listed in {cmr.requests_made} CMR requests; "
-          f"{stats.created:,} markers written, {stats.existing:,} already there ({stats.seconds:.1f} s)")  # fmt: skip
+          f"{stats.created:,} markers written, {stats.existing:,} already there{skipped} ({stats.seconds:.1f} s)")  # fmt: skip
 
 
 def _executor(args: argparse.Namespace):

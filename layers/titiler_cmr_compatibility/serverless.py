@@ -132,7 +132,8 @@ def lithops_executor(settings: Settings):
 
 def setup_step(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Markers for the run (this month's unless a run id is given); on a re-run, the results
-    whose reason is in `retry` (default: the transient ones) are set aside to be checked again."""
+    whose reason is in `retry` (default: the transient ones) are set aside to be checked again.
+    Records that cannot be markers are counted in `skipped`, by reason."""
     retry = _retry_reasons(event.get("retry"))
     state = {
         "run": event.get("run") or default_run_id(),
@@ -151,7 +152,8 @@ def setup_step(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         manifest={"cmr_url": settings.cmr_url, "limit": limit, "providers": len(providers)},
     )
     requeued = survey.requeue(state["retry"])
-    return {**state, "collections": stats.listed, "created": stats.created, "requeued": len(requeued)}
+    return {**state, "collections": stats.listed, "created": stats.created, "skipped": dict(stats.skipped),
+            "requeued": len(requeued)}  # fmt: skip
 
 
 def _retry_reasons(value: Any) -> list[str]:
