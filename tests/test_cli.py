@@ -197,3 +197,10 @@ def test_setup_reports_the_bad_records_it_skipped(world, tmp_path, monkeypatch, 
     out = capsys.readouterr().out
     assert "6 collections listed" in out and "3 markers written, 0 already there" in out
     assert "3 bad records skipped (invalid_concept_id 2, no_meta_or_umm 1)" in out
+
+
+def test_setup_with_a_cmr_count_that_is_not_a_count(world, tmp_path, monkeypatch, capsys):
+    _survey_world(world, tmp_path, monkeypatch)
+    world.cmr.hits_header = "1e18"
+    assert main(["survey", "setup", "--store", str(tmp_path / "store"), "--run", "2026-11"]) == 0
+    assert "3 markers written" in capsys.readouterr().out

@@ -130,8 +130,11 @@ def _setup(survey, args: argparse.Namespace, settings: Settings) -> None:
 
     cmr = CMRClient(settings)
     providers = args.provider or cmr.eosdis_providers()
-    total = min(cmr.collection_hits(providers), args.limit or float("inf"))
-    with _progress(int(total), "setup: markers") as bar:
+    # CMR's count is only for the progress bar: when it gives none that is believable, the bar has
+    # no total (or the limit's).
+    known = [count for count in (cmr.collection_hits(providers), args.limit) if count is not None]
+    total = min(known) if known else None
+    with _progress(total, "setup: markers") as bar:
         stats = survey.setup(
             cmr.search_collections(providers=providers, limit=args.limit),
             manifest={"cmr_url": settings.cmr_url, "limit": args.limit, "providers": len(providers)},
