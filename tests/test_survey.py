@@ -17,7 +17,7 @@ from titiler_cmr_compatibility.result import Reason
 from titiler_cmr_compatibility.sample import files
 from titiler_cmr_compatibility.sample.cmr import make_collection
 from titiler_cmr_compatibility.storage import open_storage
-from titiler_cmr_compatibility.survey import MARKER, RESULT, Survey, lithops_executor
+from titiler_cmr_compatibility.survey import MARKER, RESULT, SetupDeadline, SetupTimeout, Survey, lithops_executor
 from tests.support.aws import moto_server, point_boto3_at, s3_client
 from tests.support.fixtures import load_fixture_collections
 from tests.support.workers import CRASH_MARK, crash_always, crash_first_attempt
@@ -138,6 +138,21 @@ def test_scan_ignores_folders_that_are_not_collections(tmp_path):
     survey.storage.write(f"{RUN}/collections/notes/.marker", b"{}")
     scan = survey.scan()
     assert scan.markers == {"C1-GOOD"} and not scan.attempts
+
+
+def test_setup_stops_at_its_time_limit(world, tmp_path):
+    world.cmr.collections.extend(make_collection(f"C{n}-TEST", f"S{n}") for n in range(5))
+    cmr = CMRClient(world.settings(cmr_timeout=30))
+    providers = cmr.eosdis_providers()
+    world.cmr.trickle_body("collections", bytes_per_second=20)
+    deadline = SetupDeadline(1.0)
+    survey = Survey(open_storage(tmp_path / "store"), RUN)
+    started = time.monotonic()
+    with pytest.raises(SetupTimeout, match=r"setup ran past its 1 s limit \(setting setup_timeout\)"):
+        survey.setup(CMRClient(world.settings(cmr_timeout=30), deadline).search_collections(providers=providers),
+                     deadline=deadline)  # fmt: skip
+    assert time.monotonic() - started < 4
+    assert survey.scan().markers == set()
 
 
 def _full_survey(world, storage) -> Survey:

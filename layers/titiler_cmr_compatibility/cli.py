@@ -127,8 +127,10 @@ def _progress(total: int | None, description: str):
 
 def _setup(survey, args: argparse.Namespace, settings: Settings) -> None:
     from .cmr import CMRClient
+    from .survey import SetupDeadline
 
-    cmr = CMRClient(settings)
+    deadline = SetupDeadline(settings.setup_timeout)
+    cmr = CMRClient(settings, deadline)
     providers = args.provider or cmr.eosdis_providers()
     # CMR's count is only for the progress bar: when it gives none that is believable, the bar has
     # no total (or the limit's).
@@ -139,6 +141,7 @@ def _setup(survey, args: argparse.Namespace, settings: Settings) -> None:
             cmr.search_collections(providers=providers, limit=args.limit),
             manifest={"cmr_url": settings.cmr_url, "limit": args.limit, "providers": len(providers)},
             on_progress=bar.update,
+            deadline=deadline,
         )
     skipped = f"; {stats.describe_skipped()}" if stats.skipped else ""
     print(f"setup: {stats.listed:,} collections listed in {cmr.requests_made} CMR requests; "

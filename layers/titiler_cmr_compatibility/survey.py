@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .deadline import Deadline
 from .result import CheckResult, Reason
 from .storage import Storage, open_storage
 from .umm import BadRecord, CollectionInfo, is_collection_id
@@ -126,6 +127,20 @@ class SetupStats:
             return ""
         reasons = ", ".join(f"{reason} {count:,}" for reason, count in sorted(self.skipped.items()))
         return f"{self.skipped.total():,} bad records skipped ({reasons})"
+
+
+class SetupTimeout(Exception):
+    """Setup ran past its time limit (the `setup_timeout` setting)."""
+
+
+class SetupDeadline(Deadline):
+    """Setup's time limit: its CMR requests are cut to the time left, and passing it raises
+    SetupTimeout (a check's Deadline raises CheckTimeout, whose message speaks of the check)."""
+
+    def check(self) -> None:
+        if self.expired():
+            raise SetupTimeout(f"setup ran past its {self.seconds:g} s limit (setting setup_timeout); the markers "
+                               "written so far stay, and running setup again continues")  # fmt: skip
 
 
 @dataclass
@@ -218,10 +233,12 @@ class Survey:
         records: Iterable[dict],
         manifest: dict[str, Any] | None = None,
         on_progress: Callable[[int], None] | None = None,
+        deadline: Deadline | None = None,
     ) -> SetupStats:
         """One marker per collection record, written in parallel once the listing is done.
         Idempotent: existing markers (and their results) are left alone, not even rewritten.
-        A record that cannot be a marker is skipped and counted by reason."""
+        A record that cannot be a marker is skipped and counted by reason; `deadline` (a
+        SetupDeadline, also given to the CMR client listing `records`) stops the writes too."""
         started = time.monotonic()
         stats = SetupStats()
         existing = self.scan().markers
@@ -242,6 +259,8 @@ class Survey:
         self.storage.create(f"{self.run}/survey.json", json.dumps({"created_at": _now(), **(manifest or {})}).encode())
 
         def write(info: CollectionInfo) -> bool:
+            if deadline:
+                deadline.check()
             created = self.storage.create(self.key(info.concept_id, MARKER), json.dumps(info.to_marker()).encode())
             if on_progress:
                 on_progress(1)
