@@ -11,11 +11,12 @@ import json
 import logging
 import re
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 from .check import check_collection
-from .result import CheckResult
+from .result import CheckResult, scrub
 from .settings import Settings
 from .umm import COLLECTION_ID, GRANULE_ID
 
@@ -377,9 +378,31 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
     try:
         return args.handler(args)
-    except (SurveyInputError, ValueError) as error:
-        print(f"titiler-cmr-compat: error: {error}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("titiler-cmr-compat: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # every failure is one line (and a traceback only with --debug)
+        if args.debug:
+            traceback.print_exc()
+        print(f"titiler-cmr-compat: error: {_error_line(error)}", file=sys.stderr)
+        return 2 if isinstance(error, SurveyInputError | ValueError) else 1
+
+
+def _error_line(error: Exception) -> str:
+    """One line saying what failed, without secrets: our own errors by their message, others
+    with their type, missing AWS credentials with what to set."""
+    from botocore.exceptions import NoCredentialsError
+
+    from .cmr import CMRError
+    from .survey import SetupTimeout
+
+    if isinstance(error, NoCredentialsError):
+        return ("no AWS credentials for the s3:// store: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY (or run where a role provides them)")  # fmt: skip
+    message = " ".join(str(error).split())
+    if not isinstance(error, SurveyInputError | ValueError | CMRError | SetupTimeout) or not message:
+        message = f"{type(error).__name__}: {message}".rstrip(": ")
+    return scrub(message, limit=1000)
 
 
 if __name__ == "__main__":
