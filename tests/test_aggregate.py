@@ -126,8 +126,8 @@ def result(concept_id: str, checked_at: str = "2026-11-27T00:00:00+00:00", reaso
 REASONS = [None, Reason.UNSUPPORTED_FORMAT, Reason.NO_XY_DIMENSIONS, Reason.TIMEOUT, Reason.FORBIDDEN]
 
 
-def some_results(count: int, tag: str = "") -> list[dict]:
-    return [result(f"C{1000 + i}{tag}-PROV{i % 3}", reason=REASONS[i % len(REASONS)]) for i in range(count)]
+def some_results(count: int, first: int = 1000) -> list[dict]:
+    return [result(f"C{first + i}-PROV{i % 3}", reason=REASONS[i % len(REASONS)]) for i in range(count)]
 
 
 def oracle(wired: Wired, run: str = RUN) -> dict:
@@ -140,17 +140,16 @@ def oracle(wired: Wired, run: str = RUN) -> dict:
 
 def test_report_from_delivered_events_equals_the_compiled_report(aws_env):
     wired = Wired(aws_env)
-    records = some_results(23) + [result("C7+plus-POCLOUD", reason=Reason.DECODE_ERROR)]
+    records = some_results(23) + [result("C7-POCLOUD", reason=Reason.DECODE_ERROR)]
     for record in records:
         wired.put_result(record)
-    for record in some_results(4, tag="x"):
+    for record in some_results(4, first=5000):
         wired.put_result(record, run="2026-12")  # a second run in the same batches: its own report
     wired.storage.write(f"{RUN}/collections/C1000-PROV0/.marker", b"{}")  # not announced (suffix filter)
     open_storage(f"s3://{wired.bucket}/elsewhere").write(f"{RUN}/collections/C1-X/{RESULT}", b"{}")  # not ours
     messages = wired.receive()
     assert is_test_event(messages[0]) and len(messages) == 1 + 24 + 4 + 1
     assert "survey+store%2Fenv%3Dtest%2F" in messages[1]["Body"]  # URL-encoded by S3 (moto)
-    assert any("C7%2Bplus-POCLOUD" in m["Body"] for m in messages)
 
     assert deliver(wired, messages) == []
 
@@ -161,7 +160,7 @@ def test_report_from_delivered_events_equals_the_compiled_report(aws_env):
         assert report["rows"] == expected["rows"]
         assert report["summary"] == expected["summary"]
         assert report["run"] == run
-    assert "C7+plus-POCLOUD" in wired.report()["rows"]
+    assert "C7-POCLOUD" in wired.report()["rows"]
 
 
 def test_the_test_event_is_skipped(aws_env):

@@ -185,3 +185,91 @@ def test_demo_runs_the_whole_survey_offline(tmp_path, capsys, monkeypatch):
     assert "12 of 12 as expected" in out
     assert (tmp_path / "survey-output" / "demo" / "report" / "report.parquet").exists()
     assert "must-not-be-used-by-the-demo" not in (tmp_path / "survey-output" / "demo" / "report" / "report.json").read_text()
+
+
+def test_setup_reports_the_bad_records_it_skipped(world, tmp_path, monkeypatch, capsys):
+    from titiler_cmr_compatibility.sample.cmr import make_collection
+
+    _survey_world(world, tmp_path, monkeypatch)
+    for concept_id in ("C100-GOOD/attempts", "../C1-TEST"):
+        broken = make_collection("C1-TEST", "BROKEN")
+        broken["meta"]["concept-id"] = concept_id
+        world.cmr.collections.append(broken)
+    world.cmr.collections.append({"umm": {}})
+    assert main(["survey", "setup", "--store", str(tmp_path / "store"), "--run", "2026-11"]) == 0
+    out = capsys.readouterr().out
+    assert "6 collections listed" in out and "3 markers written, 0 already there" in out
+    assert "3 bad records skipped (invalid_concept_id 2, no_meta_or_umm 1)" in out
+
+
+def test_setup_with_a_cmr_count_that_is_not_a_count(world, tmp_path, monkeypatch, capsys):
+    _survey_world(world, tmp_path, monkeypatch)
+    world.cmr.hits_header = "1e18"
+    assert main(["survey", "setup", "--store", str(tmp_path / "store"), "--run", "2026-11"]) == 0
+    assert "3 markers written" in capsys.readouterr().out
+
+
+# Every error is one line on stderr and a non-zero exit; the traceback only with --debug.
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if line.startswith("titiler-cmr-compat:")]
+    assert len(errors) == 1 and err.rstrip().endswith(errors[0]), err
+    return errors[0]
+
+
+def test_missing_aws_credentials_are_one_line(monkeypatch, capsys):
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing leaves the machine, whatever happens
+    assert main(["survey", "status", "--store", "s3://no-credentials-bucket/x"]) == 1
+    assert one_line_error(capsys) == ("titiler-cmr-compat: error: no AWS credentials for the s3:// store: set "
+                                      "AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or run where a "
+                                      "role provides them)")  # fmt: skip
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_an_unreachable_cmr_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CMR_RETRIES", "0")
+    url = f"http://127.0.0.1:{_closed_port()}"
+    assert main(["survey", "setup", "--store", str(tmp_path / "store"), "--cmr-url", url]) == 1
+    line = one_line_error(capsys)
+    assert line.startswith("titiler-cmr-compat: error: CMR providers failed after 1 attempts: ConnectionError:")
+
+
+def test_a_store_that_cannot_be_written_is_one_line(world, tmp_path, monkeypatch, capsys):
+    _survey_world(world, tmp_path, monkeypatch)
+    (tmp_path / "file").write_text("not a directory")
+    assert main(["survey", "setup", "--store", str(tmp_path / "file" / "store")]) == 1
+    assert one_line_error(capsys).startswith("titiler-cmr-compat: error: NotADirectoryError: [Errno 20] Not a directory")
+
+
+def test_setup_past_its_time_limit_is_one_line(world, tmp_path, monkeypatch, capsys):
+    _survey_world(world, tmp_path, monkeypatch)
+    world.cmr.trickle_body("collections.umm_json?page_size=2000", bytes_per_second=20)
+    monkeypatch.setenv("SETUP_TIMEOUT", "1")
+    assert main(["survey", "setup", "--store", str(tmp_path / "store")]) == 1
+    assert one_line_error(capsys).startswith("titiler-cmr-compat: error: setup ran past its 1 s limit (setting setup_timeout)")
+
+
+def test_debug_adds_the_traceback(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CMR_RETRIES", "0")
+    url = f"http://127.0.0.1:{_closed_port()}"
+    assert main(["survey", "setup", "--store", str(tmp_path / "store"), "--cmr-url", url, "--debug"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback") and "CMRError" in err
+    assert err.rstrip().splitlines()[-1].startswith("titiler-cmr-compat: error: CMR providers failed")

@@ -7,9 +7,10 @@ import time
 
 import pytest
 
-from titiler_cmr_compatibility.cmr import MAX_OFFSET, CMRClient, CMRError
+from titiler_cmr_compatibility.cmr import MAX_OFFSET, MAX_RESPONSE_BYTES, CMRClient, CMRError
+from titiler_cmr_compatibility.result import Reason
 from titiler_cmr_compatibility.settings import Settings
-from titiler_cmr_compatibility.sample.cmr import FakeCMR
+from titiler_cmr_compatibility.sample.cmr import FakeCMR, make_collection, provider_item
 from tests.support.fixtures import load_fixture_collections, load_fixture_granules
 
 
@@ -148,3 +149,81 @@ def test_eosdis_provider_failures_are_loud():
         cmr.fail_next(10, status=502, path_contains="providers")
         with pytest.raises(CMRError, match="HTTP 502"):
             client(cmr, cmr_retries=1).eosdis_providers()
+
+
+# A hostile CMR: every answer is bounded in bytes and time, paging ends, counts are checked.
+
+
+def test_an_endless_answer_stops_at_the_byte_cap_and_is_not_retried():
+    with FakeCMR([]) as cmr:
+        cmr.endless_body("collections")
+        cmr_client = client(cmr, cmr_timeout=60)
+        with pytest.raises(CMRError, match=f"more than {MAX_RESPONSE_BYTES // 2**20} MiB"):
+            cmr_client.collection("C1-P")
+        assert cmr_client.requests_made == 1
+        assert MAX_RESPONSE_BYTES < cmr.stats().bytes_sent < 2 * MAX_RESPONSE_BYTES
+
+
+def test_a_trickling_answer_stops_at_the_request_time():
+    """A byte every 50 ms never trips a per-read timeout of 0.5 s: only the whole answer's does."""
+    with FakeCMR([]) as cmr:
+        cmr.trickle_body("collections", bytes_per_second=20)
+        started = time.monotonic()
+        cmr_client = client(cmr, cmr_timeout=0.5, cmr_retries=1)
+        with pytest.raises(CMRError, match=r"after 2 attempts: Timeout: the answer took longer than 0.5 s"):
+            list(cmr_client.search_collections())
+        assert time.monotonic() - started < 3
+        assert cmr_client.requests_made == 2
+
+
+def test_an_endless_answer_during_a_check_is_a_cmr_error(world, tmp_path):
+    from titiler_cmr_compatibility.check import check_collection
+    from titiler_cmr_compatibility.sample import files
+
+    concept_id = world.publish(files.netcdf4_grid(tmp_path, "grid.nc"))
+    world.cmr.endless_body("granules")
+    result = check_collection(concept_id, settings=world.settings())
+    assert result.incompatible_reason == Reason.CMR_ERROR
+    assert f"more than {MAX_RESPONSE_BYTES // 2**20} MiB" in result.error_message
+
+
+def test_a_repeated_search_after_stops_paging():
+    collections = [make_collection(f"C{n}-TEST", f"S{n}") for n in range(1, 31)]
+    with FakeCMR(collections) as cmr:
+        cmr.repeat_search_after = True
+        cmr_client = client(cmr)
+        listed = []
+        with pytest.raises(CMRError, match=r"same CMR-Search-After twice \(after 20 collections\)"):
+            listed.extend(cmr_client.search_collections(page_size=10, has_granules=False))
+        assert len(listed) == 20 and cmr_client.requests_made == 2
+
+
+def test_429_forever_gives_up_after_the_retries_and_retry_after_is_bounded():
+    with FakeCMR([]) as cmr:
+        cmr.rate_limit(retry_after="3600")
+        cmr_client = client(cmr, cmr_retries=2, cmr_max_retry_after=0.3)
+        started = time.monotonic()
+        with pytest.raises(CMRError, match="after 3 attempts: HTTP 429"):
+            cmr_client.collection("C1-P")
+        assert 0.6 <= time.monotonic() - started < 3  # two waits of the bound, not of 3,600 s
+        assert cmr_client.requests_made == cmr.count("collections") == 3
+
+
+@pytest.mark.parametrize("hits", ["1e18", "1000000000000000000", "abc", "-5"])
+def test_a_count_that_is_not_believable_is_unknown(hits):
+    cid = "C2254232941-POCLOUD"
+    with FakeCMR([make_collection("C1-TEST", "S1")], {cid: load_fixture_granules(cid)}) as cmr:
+        cmr.hits_header = hits
+        cmr_client = client(cmr)
+        assert cmr_client.collection_hits() is None
+        assert [i["meta"]["concept-id"] for i in cmr_client.search_collections()] == ["C1-TEST"]
+        granule, count = cmr_client.random_granule(cid, rng=random.Random(1))
+        assert count is None and granule["meta"]["concept-id"] == load_fixture_granules(cid)[0]["meta"]["concept-id"]
+        assert cmr_client.requests_made == 3  # the first granule is the sample: no second request
+
+
+def test_provider_items_of_the_wrong_shape_are_ignored():
+    items = [["junk"], "junk", {"ProviderId": 5, "Consortiums": ["EOSDIS"]}, {"ProviderId": "ODD", "Consortiums": [None, 3]},
+             provider_item("GOOD")]  # fmt: skip
+    with FakeCMR([], providers=items) as cmr:
+        assert client(cmr).eosdis_providers() == ["GOOD"]

@@ -15,8 +15,9 @@ import pytest
 from titiler_cmr_compatibility.cmr import CMRClient
 from titiler_cmr_compatibility.result import Reason
 from titiler_cmr_compatibility.sample import files
+from titiler_cmr_compatibility.sample.cmr import make_collection
 from titiler_cmr_compatibility.storage import open_storage
-from titiler_cmr_compatibility.survey import MARKER, RESULT, Survey, lithops_executor
+from titiler_cmr_compatibility.survey import MARKER, RESULT, SetupDeadline, SetupTimeout, Survey, lithops_executor
 from titiler_cmr_compatibility.survey import worker_settings as survey_worker_settings
 from tests.support.aws import FlakyS3, moto_server, point_boto3_at, s3_client
 from tests.support.fixtures import load_fixture_collections
@@ -84,6 +85,74 @@ def test_setup_pages_cmr_2000_at_a_time(world, tmp_path):
     stats = survey.setup(cmr.search_collections(providers=cmr.eosdis_providers(), has_granules=False))
     assert stats.created == 4009
     assert world.cmr.count("collections.umm_json") == 3  # ceil(4009 / 2000)
+
+
+BAD_IDS = ["C100-GOOD/attempts", "../C1-TEST", "/etc/passwd", "C1-TE\x00ST", "C" + "1" * 10_000 + "-TEST",
+           "C5-test", "G5-TEST", "", None, 5]  # fmt: skip
+
+
+def hostile_records() -> tuple[list, list[str]]:
+    """Good records, and broken ones of every kind setup must skip; the good concept ids."""
+    good = [make_collection(f"C{n}-GOOD", f"GOOD_{n}", provider="GOOD") for n in (100, 101)]
+    bad_ids = [make_collection("C9-GOOD", "BAD_ID", provider="GOOD") for _ in BAD_IDS]
+    for record, concept_id in zip(bad_ids, BAD_IDS):
+        record["meta"]["concept-id"] = concept_id
+    bad_counts = [make_collection(f"C{n}-GOOD", f"BAD_COUNT_{n}", provider="GOOD", granule_count=None) for n in range(200, 205)]
+    for record, count in zip(bad_counts, ["abc", 1e18, 10**18, 3.5, True]):
+        record["meta"]["granule-count"] = count
+    no_umm = make_collection("C300-GOOD", "NO_UMM", provider="GOOD")
+    del no_umm["umm"]
+    shapeless = [{"umm": good[0]["umm"]}, {"meta": {"concept-id": "C301-GOOD"}, "umm": []}, "junk", None, []]
+    records = [*bad_ids[:5], good[0], *bad_counts, no_umm, *shapeless, good[1], *bad_ids[5:]]
+    return records, [record["meta"]["concept-id"] for record in good]
+
+
+def test_setup_skips_bad_records_counts_them_and_makes_no_stray_key(world, tmp_path):
+    records, good = hostile_records()
+    world.cmr.collections.extend(records)
+    survey = Survey(open_storage(tmp_path / "store"), RUN)
+    stats = setup(world, survey)
+    assert stats.listed == len(records) and stats.created == 2
+    assert stats.skipped == {"invalid_concept_id": len(BAD_IDS), "invalid_granule_count": 5, "no_meta_or_umm": 6}
+    assert stats.describe_skipped() == (f"{len(BAD_IDS) + 11} bad records skipped (invalid_concept_id {len(BAD_IDS)}, "
+                                        "invalid_granule_count 5, no_meta_or_umm 6)")  # fmt: skip
+    keys = list(survey.storage.list(""))
+    assert sorted(keys) == sorted([f"{RUN}/survey.json"] + [survey.key(cid, MARKER) for cid in good])
+    assert not any(path.name != ".marker" and path.is_file() for path in (tmp_path / "store" / RUN / "collections").rglob("*"))
+    scan = survey.scan()
+    assert scan.markers == set(good) and not scan.attempts
+    assert survey.finalize(max_attempts=1) == 0  # no phantom collection to mark processing_failed
+
+
+@pytest.mark.parametrize("concept_id", BAD_IDS[:6])
+def test_a_storage_key_is_never_made_of_an_invalid_id(tmp_path, concept_id):
+    survey = Survey(open_storage(tmp_path / "store"), RUN)
+    with pytest.raises(ValueError, match="is not a CMR collection concept id"):
+        survey.key(concept_id, MARKER)
+
+
+def test_scan_ignores_folders_that_are_not_collections(tmp_path):
+    survey = Survey(open_storage(tmp_path / "store"), RUN)
+    survey.storage.write(survey.key("C1-GOOD", MARKER), b"{}")
+    survey.storage.write(f"{RUN}/collections/C2-GOOD-X/attempts/1.json", b"{}")
+    survey.storage.write(f"{RUN}/collections/notes/.marker", b"{}")
+    scan = survey.scan()
+    assert scan.markers == {"C1-GOOD"} and not scan.attempts
+
+
+def test_setup_stops_at_its_time_limit(world, tmp_path):
+    world.cmr.collections.extend(make_collection(f"C{n}-TEST", f"S{n}") for n in range(5))
+    cmr = CMRClient(world.settings(cmr_timeout=30))
+    providers = cmr.eosdis_providers()
+    world.cmr.trickle_body("collections", bytes_per_second=20)
+    deadline = SetupDeadline(1.0)
+    survey = Survey(open_storage(tmp_path / "store"), RUN)
+    started = time.monotonic()
+    with pytest.raises(SetupTimeout, match=r"setup ran past its 1 s limit \(setting setup_timeout\)"):
+        survey.setup(CMRClient(world.settings(cmr_timeout=30), deadline).search_collections(providers=providers),
+                     deadline=deadline)  # fmt: skip
+    assert time.monotonic() - started < 4
+    assert survey.scan().markers == set()
 
 
 def _full_survey(world, storage) -> Survey:

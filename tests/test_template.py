@@ -359,6 +359,16 @@ def test_function_environments_are_settings_the_library_reads(r):
     assert [s["Principal"] for s in trust] == [{"Service": "lambda.amazonaws.com"}]
 
 
+def test_setup_stops_well_within_its_functions_timeout(r):
+    """setup_timeout ends the listing and the marker writes; the requeue that follows in the same
+    step (a listing and a read per requeued result) gets the rest, at least five minutes."""
+    from titiler_cmr_compatibility.settings import Settings
+
+    variables = {name.lower(): value for name, value in env(r, "SetupFunction").items()}
+    settings = Settings(_env_file=None, **{k: v for k, v in variables.items() if k in Settings.model_fields})
+    assert settings.setup_timeout + 300 <= props(r, "SetupFunction")["Timeout"]
+
+
 @pytest.mark.parametrize("overrides", [{}, {"LithopsRuntimeMemory": "2048", "LithopsRuntimeTimeout": "600",
                                              "LithopsNamespace": "survey-b", "WorkerConcurrency": "50"}])
 def test_the_runtime_is_deployed_with_the_launchers_own_settings(cfn, overrides):

@@ -11,22 +11,21 @@ import json
 import logging
 import re
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 from .check import check_collection
-from .result import CheckResult
+from .result import CheckResult, scrub
 from .settings import Settings
-
-_COLLECTION_ID = re.compile(r"^C\d+-[A-Za-z0-9_]+$")
-_GRANULE_ID = re.compile(r"^G\d+-[A-Za-z0-9_]+$")
+from .umm import COLLECTION_ID, GRANULE_ID
 
 
 def _concept_id(pattern: re.Pattern, kind: str):
     def parse(value: str) -> str:
         value = value.strip()
-        if not pattern.match(value):
-            raise argparse.ArgumentTypeError(f"{value!r} is not a CMR {kind} concept id (like {pattern.pattern[1]}1234-PROVIDER)")
+        if not pattern.fullmatch(value):
+            raise argparse.ArgumentTypeError(f"{value!r:.80} is not a CMR {kind} concept id (like {pattern.pattern[0]}1234-PROVIDER)")
         return value
 
     return parse
@@ -40,9 +39,9 @@ def _positive(value: str) -> float:
 
 
 def _add_check_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--collection-id", required=True, type=_concept_id(_COLLECTION_ID, "collection"),
+    parser.add_argument("--collection-id", required=True, type=_concept_id(COLLECTION_ID, "collection"),
                         help="collection concept id, e.g. C2036881735-POCLOUD")  # fmt: skip
-    parser.add_argument("--granule-id", type=_concept_id(_GRANULE_ID, "granule"),
+    parser.add_argument("--granule-id", type=_concept_id(GRANULE_ID, "granule"),
                         help="check this granule instead of a random one")  # fmt: skip
     parser.add_argument("--access-type", choices=["direct", "external"],
                         help="direct: s3:// links (only inside AWS us-west-2); external: https (default)")  # fmt: skip
@@ -129,18 +128,25 @@ def _progress(total: int | None, description: str):
 
 def _setup(survey, args: argparse.Namespace, settings: Settings) -> None:
     from .cmr import CMRClient
+    from .survey import SetupDeadline
 
-    cmr = CMRClient(settings)
+    deadline = SetupDeadline(settings.setup_timeout)
+    cmr = CMRClient(settings, deadline)
     providers = args.provider or cmr.eosdis_providers()
-    total = min(cmr.collection_hits(providers), args.limit or float("inf"))
-    with _progress(int(total), "setup: markers") as bar:
+    # CMR's count is only for the progress bar: when it gives none that is believable, the bar has
+    # no total (or the limit's).
+    known = [count for count in (cmr.collection_hits(providers), args.limit) if count is not None]
+    total = min(known) if known else None
+    with _progress(total, "setup: markers") as bar:
         stats = survey.setup(
             cmr.search_collections(providers=providers, limit=args.limit),
             manifest={"cmr_url": settings.cmr_url, "limit": args.limit, "providers": len(providers)},
             on_progress=bar.update,
+            deadline=deadline,
         )
+    skipped = f"; {stats.describe_skipped()}" if stats.skipped else ""
     print(f"setup: {stats.listed:,} collections listed in {cmr.requests_made} CMR requests; "
-          f"{stats.created:,} markers written, {stats.existing:,} already there ({stats.seconds:.1f} s)")  # fmt: skip
+          f"{stats.created:,} markers written, {stats.existing:,} already there{skipped} ({stats.seconds:.1f} s)")  # fmt: skip
 
 
 def _executor(args: argparse.Namespace):
@@ -373,9 +379,31 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
     try:
         return args.handler(args)
-    except (SurveyInputError, ValueError) as error:
-        print(f"titiler-cmr-compat: error: {error}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("titiler-cmr-compat: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # every failure is one line (and a traceback only with --debug)
+        if args.debug:
+            traceback.print_exc()
+        print(f"titiler-cmr-compat: error: {_error_line(error)}", file=sys.stderr)
+        return 2 if isinstance(error, SurveyInputError | ValueError) else 1
+
+
+def _error_line(error: Exception) -> str:
+    """One line saying what failed, without secrets: our own errors by their message, others
+    with their type, missing AWS credentials with what to set."""
+    from botocore.exceptions import NoCredentialsError
+
+    from .cmr import CMRError
+    from .survey import SetupTimeout
+
+    if isinstance(error, NoCredentialsError):
+        return ("no AWS credentials for the s3:// store: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY (or run where a role provides them)")  # fmt: skip
+    message = " ".join(str(error).split())
+    if not isinstance(error, SurveyInputError | ValueError | CMRError | SetupTimeout) or not message:
+        message = f"{type(error).__name__}: {message}".rstrip(": ")
+    return scrub(message, limit=1000)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from .cmr import CMRClient
 from .result import Reason
 from .settings import Settings
 from .storage import open_storage
-from .survey import TRANSIENT_REASONS, Survey, default_run_id, worker_settings
+from .survey import TRANSIENT_REASONS, SetupDeadline, Survey, default_run_id, worker_settings
 
 # How long the state machine waits between two progress polls of a running wave.
 POLL_SECONDS = 60
@@ -132,7 +132,9 @@ def lithops_executor(settings: Settings):
 
 def setup_step(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Markers for the run (this month's unless a run id is given); on a re-run, the results
-    whose reason is in `retry` (default: the transient ones) are set aside to be checked again."""
+    whose reason is in `retry` (default: the transient ones) are set aside to be checked again.
+    Listing and markers stop at `setup_timeout`, inside the function's own timeout; records
+    that cannot be markers are counted in `skipped`, by reason."""
     retry = _retry_reasons(event.get("retry"))
     state = {
         "run": event.get("run") or default_run_id(),
@@ -143,15 +145,18 @@ def setup_step(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         "waves": 0,
     }
     survey = _survey(settings, state)
-    cmr = CMRClient(settings)
+    deadline = SetupDeadline(settings.setup_timeout)
+    cmr = CMRClient(settings, deadline)
     providers = cmr.eosdis_providers()
     limit = event.get("total_collections")
     stats = survey.setup(
         cmr.search_collections(providers=providers, limit=int(limit) if limit else None),
         manifest={"cmr_url": settings.cmr_url, "limit": limit, "providers": len(providers)},
+        deadline=deadline,
     )
     requeued = survey.requeue(state["retry"])
-    return {**state, "collections": stats.listed, "created": stats.created, "requeued": len(requeued)}
+    return {**state, "collections": stats.listed, "created": stats.created, "skipped": dict(stats.skipped),
+            "requeued": len(requeued)}  # fmt: skip
 
 
 def _retry_reasons(value: Any) -> list[str]:

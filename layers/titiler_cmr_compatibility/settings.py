@@ -42,9 +42,17 @@ class Settings(BaseSettings):
 
     cmr_url: str = Field(PRODUCTION_CMR, description="CMR root; UAT works the same")
     cmr_client_id: str = "titiler-cmr-compatibility"
-    cmr_timeout: float = Field(30.0, gt=0, description="seconds per CMR request")
+    cmr_timeout: float = Field(
+        60.0, gt=0, description="seconds per CMR request, its whole answer included (a page of 2,000 "
+        "collections is ~20 MB)"
+    )
     cmr_retries: int = Field(4, ge=0, description="retries on 429/5xx/connection errors")
     cmr_backoff: float = Field(1.0, ge=0, description="first retry delay, doubled each time")
+    cmr_max_retry_after: float = Field(60.0, ge=0, description="longest wait a Retry-After header is obeyed for")
+    setup_timeout: float = Field(
+        600.0, gt=0, description="seconds for a survey's setup (listing ~10,800 collections takes a few "
+        "minutes): within the setup Lambda's 900 s, with time left for its requeue"
+    )
 
     check_timeout: float = Field(120.0, gt=0, description="seconds for one collection check")
     data_request_timeout: float = Field(30.0, gt=0, description="seconds per data range request")

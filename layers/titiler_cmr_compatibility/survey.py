@@ -38,9 +38,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .deadline import Deadline
 from .result import CheckResult, Reason
 from .storage import Storage, open_storage
-from .umm import CollectionInfo
+from .umm import BadRecord, CollectionInfo, is_collection_id
 
 log = logging.getLogger(__name__)
 
@@ -115,12 +116,34 @@ class Scan:
 
 @dataclass
 class SetupStats:
-    listed: int = 0
+    listed: int = 0  # records CMR listed: created + existing + skipped
     created: int = 0
     existing: int = 0
+    skipped: Counter = field(default_factory=Counter)  # records that cannot be markers, by reason
     listing_seconds: float = 0.0  # CMR paging and reading the records
     writing_seconds: float = 0.0
     seconds: float = 0.0
+
+    def describe_skipped(self) -> str:
+        """'2 bad records skipped (invalid_concept_id 1, no_meta_or_umm 1)', or '' if none was."""
+        if not self.skipped:
+            return ""
+        reasons = ", ".join(f"{reason} {count:,}" for reason, count in sorted(self.skipped.items()))
+        return f"{self.skipped.total():,} bad records skipped ({reasons})"
+
+
+class SetupTimeout(Exception):
+    """Setup ran past its time limit (the `setup_timeout` setting)."""
+
+
+class SetupDeadline(Deadline):
+    """Setup's time limit: its CMR requests are cut to the time left, and passing it raises
+    SetupTimeout (a check's Deadline raises CheckTimeout, whose message speaks of the check)."""
+
+    def check(self) -> None:
+        if self.expired():
+            raise SetupTimeout(f"setup ran past its {self.seconds:g} s limit (setting setup_timeout); the markers "
+                               "written so far stay, and running setup again continues")  # fmt: skip
 
 
 @dataclass
@@ -160,6 +183,9 @@ class Survey:
         self.run = run
 
     def key(self, concept_id: str, name: str) -> str:
+        # Setup skips such records already; no caller can make one a path of another collection.
+        if not is_collection_id(concept_id):
+            raise ValueError(f"{concept_id!r:.80} is not a CMR collection concept id")
         return f"{self.run}/collections/{concept_id}/{name}"
 
     def wave_key(self, wave: str, name: str | None = None) -> str:
@@ -173,6 +199,8 @@ class Survey:
         prefix = f"{self.run}/collections/"
         for key in self.storage.list(prefix):
             parts = key[len(prefix) :].split("/")
+            if not is_collection_id(parts[0]):
+                continue  # not a collection's folder (nothing this code writes)
             if len(parts) == 2 and parts[1] == MARKER:
                 scan.markers.add(parts[0])
             elif len(parts) == 2 and parts[1] == RESULT:
@@ -208,16 +236,24 @@ class Survey:
         records: Iterable[dict],
         manifest: dict[str, Any] | None = None,
         on_progress: Callable[[int], None] | None = None,
+        deadline: Deadline | None = None,
     ) -> SetupStats:
         """One marker per collection record, written in parallel once the listing is done.
-        Idempotent: existing markers (and their results) are left alone, not even rewritten."""
+        Idempotent: existing markers (and their results) are left alone, not even rewritten.
+        A record that cannot be a marker is skipped and counted by reason; `deadline` (a
+        SetupDeadline, also given to the CMR client listing `records`) stops the writes too."""
         started = time.monotonic()
         stats = SetupStats()
         existing = self.scan().markers
         new: dict[str, CollectionInfo] = {}
         for item in records:
-            info = CollectionInfo.from_umm(item)
             stats.listed += 1
+            try:
+                info = CollectionInfo.from_umm(item)
+            except BadRecord as error:
+                stats.skipped[str(error.reason)] += 1
+                log.info("setup skipped a record: %s", error)
+                continue
             if info.concept_id in existing or info.concept_id in new:
                 stats.existing += 1
             else:
@@ -226,6 +262,8 @@ class Survey:
         self.storage.create(f"{self.run}/survey.json", json.dumps({"created_at": _now(), **(manifest or {})}).encode())
 
         def write(info: CollectionInfo) -> bool:
+            if deadline:
+                deadline.check()
             created = self.storage.create(self.key(info.concept_id, MARKER), json.dumps(info.to_marker()).encode())
             if on_progress:
                 on_progress(1)

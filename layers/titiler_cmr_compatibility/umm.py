@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import PurePosixPath
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -17,6 +19,47 @@ _SIDECAR_SUFFIXES = (
     ".md5", ".sha1", ".sha256", ".sha512", ".cksum", ".crc", ".xml", ".cmr.json", ".met",
     ".dmrpp", ".browse.png", ".browse.jpg", ".qa.png",
 )  # fmt: skip
+# CMR's concept ids: a type letter, a sequence number (ten digits today; twenty allowed) and the
+# provider id, which CMR's metadata-db requires to be an upper-case letter then upper-case letters,
+# digits or underscores, ten characters at most. An id is checked against this before it becomes
+# part of a storage key: a `/`, `..`, NUL or a 10,000-character id never reaches one.
+COLLECTION_ID = re.compile(r"C[0-9]{1,20}-[A-Z][A-Z0-9_]{0,9}")
+GRANULE_ID = re.compile(r"G[0-9]{1,20}-[A-Z][A-Z0-9_]{0,9}")
+# The largest count (granules of a collection, hits of a search) taken as a count: the largest
+# collection in the recorded records has 156 million granules; a count beyond 10 billion is noise.
+MAX_COUNT = 10**10
+
+
+def is_collection_id(value: object) -> bool:
+    return isinstance(value, str) and COLLECTION_ID.fullmatch(value) is not None
+
+
+def as_count(value: object) -> int | None:
+    """`value` if it is a whole number from 0 to MAX_COUNT (an int, or a string of digits as in
+    CMR's headers), else None."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT:
+        return value
+    return None
+
+
+class Unusable(StrEnum):
+    """Why a search item cannot become a survey marker (what setup counts skipped records by)."""
+
+    NO_META_OR_UMM = "no_meta_or_umm"
+    INVALID_CONCEPT_ID = "invalid_concept_id"
+    INVALID_GRANULE_COUNT = "invalid_granule_count"
+
+
+class BadRecord(ValueError):
+    """A search item that cannot be read as a collection; `reason` says which way it is bad."""
+
+    def __init__(self, reason: Unusable, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
 # Formats titiler-cmr can open, in order of preference when a granule offers several files.
 _PREFERRED_FAMILIES = (
     FormatFamily.NETCDF4, FormatFamily.NETCDF, FormatFamily.HDF5, FormatFamily.COG,
@@ -40,27 +83,41 @@ class CollectionInfo:
     cloud_hosted: bool = False
 
     @classmethod
-    def from_umm(cls, item: dict[str, Any]) -> CollectionInfo:
-        meta, umm = item.get("meta", {}), item.get("umm", {})
-        archive = umm.get("ArchiveAndDistributionInformation") or {}
-        formats = [
-            entry.get("Format")
-            for key in ("FileDistributionInformation", "FileArchiveInformation")
-            for entry in archive.get(key) or []
-            if entry.get("Format") is not None
-        ]
-        direct = umm.get("DirectDistributionInformation") or {}
+    def from_umm(cls, item: object) -> CollectionInfo:
+        """The fields of a UMM-JSON search item. An optional field of the wrong type reads as
+        absent; an item without `meta` or `umm`, with a concept id outside CMR's grammar or a
+        granule count that is not a count raises BadRecord."""
+        meta, umm = (item.get(part) if isinstance(item, dict) else None for part in ("meta", "umm"))
+        if not isinstance(meta, dict) or not isinstance(umm, dict):
+            raise BadRecord(Unusable.NO_META_OR_UMM, "the search item has no meta or no umm object")
+        concept_id = meta.get("concept-id")
+        if not is_collection_id(concept_id):
+            raise BadRecord(Unusable.INVALID_CONCEPT_ID,
+                            f"{concept_id!r:.80} is not a CMR collection concept id (C<digits>-<PROVIDER>)")  # fmt: skip
         count = meta.get("granule-count")
+        granule_count = as_count(count)
+        if count is not None and granule_count is None:
+            raise BadRecord(Unusable.INVALID_GRANULE_COUNT,
+                            f"{concept_id}: granule count {count!r:.40} is not a whole number up to {MAX_COUNT:,}")  # fmt: skip
+        archive = _object(umm.get("ArchiveAndDistributionInformation"))
+        formats = [
+            entry["Format"]
+            for key in ("FileDistributionInformation", "FileArchiveInformation")
+            for entry in _list(archive.get(key))
+            if isinstance(entry, dict) and isinstance(entry.get("Format"), str)
+        ]
+        direct = _object(umm.get("DirectDistributionInformation"))
+        provider = meta.get("provider-id")
         return cls(
-            concept_id=meta["concept-id"],
-            provider=meta.get("provider-id") or meta["concept-id"].rsplit("-", 1)[-1],
-            short_name=umm.get("ShortName"),
-            version=umm.get("Version"),
-            entry_title=umm.get("EntryTitle"),
+            concept_id=concept_id,
+            provider=provider if isinstance(provider, str) and provider else concept_id.rsplit("-", 1)[-1],
+            short_name=_text(umm.get("ShortName")),
+            version=_text(umm.get("Version")),
+            entry_title=_text(umm.get("EntryTitle")),
             formats=list(dict.fromkeys(formats)),
-            processing_level=(umm.get("ProcessingLevel") or {}).get("Id"),
-            granule_count=int(count) if count is not None else None,
-            s3_credentials_endpoint=direct.get("S3CredentialsAPIEndpoint"),
+            processing_level=_text(_object(umm.get("ProcessingLevel")).get("Id")),
+            granule_count=granule_count,
+            s3_credentials_endpoint=_text(direct.get("S3CredentialsAPIEndpoint")),
             cloud_hosted=bool(direct),
         )
 
@@ -92,6 +149,18 @@ class CollectionInfo:
     @property
     def data_center(self) -> str:
         return data_center_for_provider(self.provider)
+
+
+def _object(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 # CMR provider → DAAC short name, in earthaccess's names (`earthaccess.daac.DAACS`; a test keeps

@@ -18,7 +18,7 @@ from titiler_cmr_compatibility.survey import Survey, check_call
 # Lithops workers cannot import the tests package: ship these functions by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
-CRASH_MARK = "-CRASH"  # provider suffix of collections whose worker process dies
+CRASH_MARK = "_CRASH"  # provider suffix of collections whose worker process dies (a provider id: no "-")
 
 
 def _batch(location: str, run: str, wave: str, call: int) -> list[tuple[str, int]]:

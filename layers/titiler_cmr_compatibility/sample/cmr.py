@@ -16,16 +16,17 @@ Pass ``strict=False`` to ignore them instead.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
-from .server import LocalHTTPServer, Request, Response, substring_matcher
+from .server import LocalHTTPServer, Request, Response, Stream, substring_matcher
 
 __all__ = [
     "COLLECTIONS_CONTENT_TYPE",
@@ -307,14 +308,21 @@ def _lower(value: Any) -> str:
     return str(value or "").lower()
 
 
+def _part(item: Any, name: str) -> Item:
+    """``item[name]`` if both are objects, else {}: a broken record (no ``meta``, no ``umm``, not
+    even an object) is served as it is, never a crash of the fake."""
+    value = item.get(name) if isinstance(item, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
 # Collection sort keys: "usage_score" is the order the items were given in (the fixture is
 # not in usage order, but the tool only needs a stable, documented order).
 _COLLECTION_SORTS: dict[str, Callable[[Item], Any] | None] = {
     "usage_score": None,
-    "entry_title": lambda item: _lower(item["umm"].get("EntryTitle")).strip(),
-    "short_name": lambda item: _lower(item["umm"].get("ShortName")),
-    "provider": lambda item: _lower(item["meta"].get("provider-id")),
-    "revision_date": lambda item: item["meta"].get("revision-date", ""),
+    "entry_title": lambda item: _lower(_part(item, "umm").get("EntryTitle")).strip(),
+    "short_name": lambda item: _lower(_part(item, "umm").get("ShortName")),
+    "provider": lambda item: _lower(_part(item, "meta").get("provider-id")),
+    "revision_date": lambda item: str(_part(item, "meta").get("revision-date", "")),
 }
 
 
@@ -363,6 +371,12 @@ class FakeCMR(LocalHTTPServer):
       granules); ``sort_key`` is accepted and the held order kept;
     * both: ``page_size`` (default 10, 0-2000), ``offset``, ``page_num`` and the
       ``CMR-Search-After`` request header, with CMR's 1,000,000 paging-depth limit.
+
+    A hostile CMR, for the limits of its clients: ``rate_limit`` (429 forever, any
+    ``Retry-After``), ``endless_body``, ``trickle_body`` (a byte at a time), ``hits_header`` (any
+    ``CMR-Hits``), ``repeat_search_after`` (paging that never ends), and broken records
+    (``collections`` items without ``meta`` or ``umm``, or not objects at all), which are served
+    as they are and pass every filter.
     """
 
     def __init__(
@@ -382,6 +396,12 @@ class FakeCMR(LocalHTTPServer):
         #: Explicit ``/search/providers`` items; None derives them from ``collections`` at
         #: request time, so collections appended after construction are included.
         self.providers: list[Item] | None = None if providers is None else list(providers)
+        #: Hostile CMR: every search answers this ``CMR-Hits`` header, whatever it holds.
+        self.hits_header: str | None = None
+        #: Hostile CMR: a page asked for with a ``CMR-Search-After`` names that same value as the
+        #: next page's, so a client that follows it pages forever.
+        self.repeat_search_after = False
+        self._hostile: list[tuple[Callable[[Request], bool], Callable[[], Response]]] = []
 
     @property
     def search_url(self) -> str:
@@ -392,9 +412,40 @@ class FakeCMR(LocalHTTPServer):
         """Requests whose target contains the text block until ``stop()`` (test timeouts)."""
         self._hang_where(substring_matcher(path_contains))
 
+    # ---------------------------------------------------------------------- hostile answers
+    def rate_limit(self, retry_after: str = "0", path_contains: str | None = None) -> None:
+        """Matching requests get 429 with this ``Retry-After``, forever."""
+        self._answer_where(path_contains, lambda: Response.json(
+            {"errors": ["Too many requests."]}, 429, {"Retry-After": retry_after}))  # fmt: skip
+
+    def endless_body(self, path_contains: str | None = None) -> None:
+        """Matching requests get 200 and a body that never ends (until the client hangs up)."""
+        chunk = b" " * 2**16
+        self._answer_where(path_contains, lambda: Response(
+            200, Stream(itertools.repeat(chunk)), content_type=COLLECTIONS_CONTENT_TYPE))  # fmt: skip
+
+    def trickle_body(self, path_contains: str | None = None, bytes_per_second: float = 1.0) -> None:
+        """Matching requests get 200 and a body of one byte every ``1 / bytes_per_second`` s,
+        forever: each socket read gets a byte in time, so only a limit on the whole answer ends it."""
+
+        def trickle() -> Iterator[bytes]:
+            yield b"{"
+            while not self._stopping.wait(1 / bytes_per_second):
+                yield b" "
+
+        self._answer_where(path_contains, lambda: Response(200, Stream(trickle()), content_type=COLLECTIONS_CONTENT_TYPE))
+
+    def _answer_where(self, path_contains: str | None, answer: Callable[[], Response]) -> None:
+        with self._lock:
+            self._hostile.append((substring_matcher(path_contains), answer))
+
     # ---------------------------------------------------------------------------- dispatch
     def handle(self, request: Request) -> Response:
         started = time.monotonic()
+        with self._lock:
+            hostile = [answer for matches, answer in self._hostile if matches(request)]
+        if hostile:
+            return hostile[0]()
         routes: dict[str, Callable[[Request], tuple[Item, dict[str, str], str]]] = {
             "/search/collections.umm_json": self._collections,
             "/search/granules.umm_json": self._granules,
@@ -415,6 +466,10 @@ class FakeCMR(LocalHTTPServer):
         if "took" in body:
             body["took"] = took
         headers = {"CMR-Took": str(took), "CMR-Request-Id": str(uuid.uuid4()), **headers}
+        if self.hits_header is not None and "CMR-Hits" in headers:
+            headers["CMR-Hits"] = self.hits_header
+        if self.repeat_search_after and "CMR-Search-After" in headers and "CMR-Search-After" in request.headers:
+            headers["CMR-Search-After"] = request.headers["CMR-Search-After"]
         return Response.json(body, status, headers, content_type)
 
     def _check_params(self, request: Request, known: set[str]) -> None:
@@ -433,13 +488,13 @@ class FakeCMR(LocalHTTPServer):
 
         def item_at(index: int) -> Item:
             item = matches[index]
-            if counts and "granule-count" not in item["meta"]:
-                meta = {**item["meta"], "granule-count": self._granule_count(item)}
-                item = {**item, "meta": meta}
+            meta = _part(item, "meta")
+            if counts and meta and "granule-count" not in meta:
+                item = {**item, "meta": {**meta, "granule-count": self._granule_count(item)}}
             return item
 
         def token(item: Item, next_offset: int) -> list[Any]:
-            meta, umm = item["meta"], item["umm"]
+            meta, umm = _part(item, "meta"), _part(item, "umm")
             return [
                 _lower(umm.get("EntryTitle")).strip(),
                 meta.get("provider-id"),
@@ -453,7 +508,9 @@ class FakeCMR(LocalHTTPServer):
         return body, headers, COLLECTIONS_CONTENT_TYPE
 
     def _collection_matches(self, request: Request, item: Item) -> bool:
-        meta, umm = item["meta"], item["umm"]
+        meta, umm = _part(item, "meta"), _part(item, "umm")
+        if not meta or not umm:
+            return True  # a broken record rides along with whatever is asked for
         checks: list[tuple[tuple[str, ...], Any]] = [
             (("provider", "provider[]"), meta.get("provider-id")),
             (("concept_id", "concept_id[]"), meta.get("concept-id")),
@@ -477,7 +534,7 @@ class FakeCMR(LocalHTTPServer):
             # granules: real CMR decides has_granules from its own index, and those are live
             # collections with granules. Only an explicit count of 0 means "no granules".
             count = meta.get("granule-count")
-            if (count is None or count > 0) != has_granules:
+            if (not isinstance(count, int) or count > 0) != has_granules:
                 return False
         return True
 
@@ -499,7 +556,7 @@ class FakeCMR(LocalHTTPServer):
 
     def _granule_count(self, item: Item) -> int:
         """Count for ``include_granule_counts`` when the record has none (see has_granules)."""
-        concept_id = item["meta"]["concept-id"]
+        concept_id = item["meta"].get("concept-id")
         if concept_id in self.granule_hits:
             return self.granule_hits[concept_id]
         held = len(self.granules.get(concept_id, ()))
@@ -529,7 +586,7 @@ class FakeCMR(LocalHTTPServer):
             raise IndexError(index)
 
         def token(item: Item, next_offset: int) -> list[Any]:
-            return [_lower(item["meta"].get("provider-id")), 1666656001000, next_offset]
+            return [_lower(_part(item, "meta").get("provider-id")), 1666656001000, next_offset]
 
         body, headers = _page(request, hits, item_at, token)
         return body, headers, GRANULES_CONTENT_TYPE
@@ -538,7 +595,8 @@ class FakeCMR(LocalHTTPServer):
     def _providers(self, request: Request) -> tuple[Item, dict[str, str], str]:
         items = self.providers
         if items is None:
-            ids = sorted({item["meta"]["provider-id"] for item in self.collections})
+            named = (_part(item, "meta").get("provider-id") for item in self.collections)
+            ids = sorted({provider for provider in named if isinstance(provider, str) and provider})
             items = [provider_item(provider_id) for provider_id in ids]
             if _NON_EOSDIS_PROVIDER not in ids:
                 items.append(provider_item(_NON_EOSDIS_PROVIDER, ("CEOS", "CWIC")))

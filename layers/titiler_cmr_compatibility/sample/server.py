@@ -34,7 +34,7 @@ import socketserver
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -50,6 +50,7 @@ __all__ = [
     "Request",
     "Response",
     "Stats",
+    "Stream",
 ]
 
 #: Errors that mean "the client went away"; they are expected and never reported.
@@ -137,17 +138,28 @@ class FileSlice:
     length: int
 
 
+@dataclass(frozen=True)
+class Stream:
+    """A body of unknown length, written chunk by chunk as ``chunks`` yields them (an answer that
+    never ends, or trickles). It has no ``Content-Length``: closing the connection ends it."""
+
+    chunks: Iterable[bytes]
+
+
 @dataclass
 class Response:
-    """What a handler answers. The base sets ``Content-Length`` and omits the body for HEAD."""
+    """What a handler answers. The base sets ``Content-Length`` (``Connection: close`` for a
+    ``Stream``) and omits the body for HEAD."""
 
     status: int = 200
-    body: bytes | FileSlice = b""
+    body: bytes | FileSlice | Stream = b""
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str | None = "application/octet-stream"
 
     @property
-    def length(self) -> int:
+    def length(self) -> int | None:
+        if isinstance(self.body, Stream):
+            return None
         return self.body.length if isinstance(self.body, FileSlice) else len(self.body)
 
     @classmethod
@@ -297,13 +309,20 @@ class _Handler(BaseHTTPRequestHandler):
         headers = dict(response.headers)
         if response.content_type and "Content-Type" not in headers:
             headers["Content-Type"] = response.content_type
-        headers.setdefault("Content-Length", str(response.length))
+        if response.length is None:
+            headers["Connection"] = "close"
+            self.close_connection = True
+        else:
+            headers.setdefault("Content-Length", str(response.length))
         for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
         if request.method == "HEAD" or response.status in (204, 304):
             return
-        if isinstance(response.body, FileSlice):
+        if isinstance(response.body, Stream):
+            for chunk in response.body.chunks:
+                self._write(request.path, chunk)
+        elif isinstance(response.body, FileSlice):
             self._stream_file(request.path, response.body)
         else:
             view = memoryview(response.body)
