@@ -25,6 +25,7 @@ import pytest
 
 from tests.support import sam
 from titiler_cmr_compatibility.sample import files
+from titiler_cmr_compatibility.settings import EARTHDATA_HOSTS, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 ASL = ROOT / "statemachine" / "survey.asl.json"
@@ -357,6 +358,17 @@ def test_function_environments_are_settings_the_library_reads(r):
     assert launch["LITHOPS_STORAGE_BUCKET"] == r.ref("SurveyBucket")
     trust = props(r, "LithopsWorkerRole")["AssumeRolePolicyDocument"]["Statement"]
     assert [s["Principal"] for s in trust] == [{"Service": "lambda.amazonaws.com"}]
+
+
+@pytest.mark.parametrize(("hosts", "expected"), [("", list(EARTHDATA_HOSTS)), ('["earthdata.nasa.gov","data.example.org"]',
+                                                  ["earthdata.nasa.gov", "data.example.org"])])  # fmt: skip
+def test_token_hosts_reach_the_launcher_and_so_the_workers(cfn, monkeypatch, hosts, expected):
+    from titiler_cmr_compatibility.survey import worker_settings
+
+    resolver = sam.Resolver(cfn, {"TokenHosts": hosts})
+    for name, value in env(resolver, "LaunchFunction").items():
+        monkeypatch.setenv(name, value)
+    assert worker_settings(Settings(_env_file=None))["token_hosts"] == expected
 
 
 def test_setup_stops_well_within_its_functions_timeout(r):
