@@ -11,6 +11,12 @@ import pytest
 # home of this run's own keeps other runs' caches out, and its out of theirs.
 os.environ["HOME"] = tempfile.mkdtemp(prefix="titiler-cmr-compat-tests-home-")
 
+from titiler_cmr_compatibility.survey import use_own_lithops_folder
+
+# Lithops' working folder (its package copy, job files) is fixed when it is imported, too: one of
+# this run's own, so a survey on the same machine never copies the package under its runners.
+use_own_lithops_folder()
+
 from titiler_cmr_compatibility.sample.cmr import FakeCMR
 from titiler_cmr_compatibility.sample.data import DataServer
 from tests.support.world import World, fixture_data_dir

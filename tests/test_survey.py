@@ -3,13 +3,17 @@ in a local directory and in moto S3."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import lithops.constants
 import pytest
 
 from titiler_cmr_compatibility.cmr import CMRClient
@@ -17,11 +21,13 @@ from titiler_cmr_compatibility.result import Reason
 from titiler_cmr_compatibility.sample import files
 from titiler_cmr_compatibility.sample.cmr import make_collection
 from titiler_cmr_compatibility.storage import open_storage
-from titiler_cmr_compatibility.survey import MARKER, RESULT, SetupDeadline, SetupTimeout, Survey, lithops_executor
+from titiler_cmr_compatibility.survey import (GIVEN_UP, MARKER, RESULT, SetupDeadline, SetupTimeout, Survey, check_call,
+                                             lithops_executor)  # fmt: skip
 from titiler_cmr_compatibility.survey import worker_settings as survey_worker_settings
 from tests.support.aws import FlakyS3, moto_server, point_boto3_at, s3_client
 from tests.support.fixtures import load_fixture_collections
-from tests.support.workers import CRASH_MARK, crash_always, crash_first_attempt
+from tests.support.workers import (CRASH_MARK, LATE_MARK, LATE_SECONDS, crash_always, crash_first_attempt,
+                                   hang_in_check, start_late_once)  # fmt: skip
 
 RUN = "2026-11"
 WITH_DATA = ["C2036881735-POCLOUD", "C2021957657-LPCLOUD", "C2623694361-GES_DISC"]
@@ -297,7 +303,8 @@ def test_a_survey_through_a_flaky_s3_loses_and_doubles_nothing(world, tmp_path, 
         proxy.fail_next(1, status=500, path_contains="report/report.csv")
         survey = Survey(open_storage("s3://survey/compat"), RUN)
         assert setup(world, survey).created == 5
-        waves = survey.run_loop(lithops_executor("localhost"), worker_settings(world), batch_size=2)
+        with lithops_executor("localhost") as executor:
+            waves = survey.run_loop(executor, worker_settings(world), batch_size=2)
         report, _ = survey.compile_report()
         keys = [item["Key"] for page in s3_client(endpoint).get_paginator("list_objects_v2").paginate(Bucket="survey")
                 for item in page.get("Contents", [])]  # fmt: skip
@@ -307,3 +314,137 @@ def test_a_survey_through_a_flaky_s3_loses_and_doubles_nothing(world, tmp_path, 
         assert sorted(key.split("/")[-2] for key in keys if key.endswith("/" + name)) == sorted(ids)
     assert not [key for key in keys if "/history/" in key]
     assert set(report["rows"]) == ids and all(row["tiling_compatible"] for row in report["rows"].values())
+
+
+def _outcomes(report: dict) -> dict[str, tuple]:
+    return {cid: (row["tiling_compatible"], row["incompatible_reason"]) for cid, row in report["rows"].items()}
+
+
+def test_surveys_at_once_finish_as_one_after_the_other(world, tmp_path):
+    """Two survey processes of one user (one temp folder, as /tmp is) and this test run's own
+    survey, all at once: each finishes with the results of a survey run alone, and none leaves
+    Lithops files in the shared temp folder."""
+    world.publish(files.netcdf4_grid(tmp_path, "grid.nc"))
+    world.publish(files.cog(tmp_path, size=512))
+    world.publish(files.text_file(tmp_path))
+    world.publish(files.netcdf4_grid(tmp_path, "ftp.nc"), urls=[("ftp://example.org/ftp.nc", "GET DATA")])
+    shared = tmp_path / "shared-tmp"
+    shared.mkdir()
+    env = {**os.environ, "TMPDIR": str(shared), "ALLOW_LOOPBACK_HOSTS": "true", "TOKEN_HOSTS": '["127.0.0.1"]'}
+    processes = [
+        subprocess.Popen([sys.executable, "-m", "titiler_cmr_compatibility.cli", "survey", "run", "--store",
+                          str(tmp_path / f"store-{n}"), "--run", RUN, "--cmr-url", world.cmr.search_url,
+                          "--batch-size", "2", "--access-type", "external"],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        for n in (1, 2)
+    ]
+    beside = _full_survey(world, open_storage(tmp_path / "store-beside"))
+    for process in processes:
+        _out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-2000:]
+    alone = _outcomes(_full_survey(world, open_storage(tmp_path / "store-alone")).compile_report()[0])
+    assert len(alone) == 4 and sum(compatible for compatible, _reason in alone.values()) == 2
+    assert _outcomes(beside.compile_report()[0]) == alone
+    for n in (1, 2):
+        assert _outcomes(Survey(open_storage(tmp_path / f"store-{n}"), RUN).load_report()) == alone
+    assert list(shared.iterdir()) == []  # no lithops-$USER; each survey's own folder removed
+
+
+@contextlib.contextmanager
+def half_copied_lithops():
+    """The package copy that localhost runners import left half-copied, as when another process
+    replaces it under them: runners then fail to import and their calls never report."""
+    package = Path(lithops.constants.LITHOPS_TEMP_DIR) / "lithops"
+    whole = package.with_name("lithops.whole")
+    package.rename(whole)
+    package.mkdir()
+    shutil.copy(whole / "__init__.py", package)
+    try:
+        yield
+    finally:
+        shutil.rmtree(package)
+        whole.rename(package)
+
+
+def test_a_call_whose_runner_never_starts_fails_after_its_grace_not_the_waves_limit(world, tmp_path, caplog):
+    """Mid-survey, the package copy breaks: the calls after it never start, and each wave ends a
+    start grace after its last sign of life instead of at its limit."""
+    first = world.publish(files.netcdf4_grid(tmp_path, "first.nc"))
+    for i in range(3):
+        world.publish(files.netcdf4_grid(tmp_path, f"grid{i}.nc"))
+    survey = Survey(open_storage(tmp_path / "store"), RUN)
+    setup(world, survey)
+    with lithops_executor("localhost") as executor:
+        assert survey.process([(first, 1)], executor, worker_settings(world), batch_size=1).failed_calls == 0
+        values = {**worker_settings(world), "check_timeout": 2, "worker_overhead": 5, "start_grace": 3}
+        with half_copied_lithops():
+            started = time.monotonic()
+            waves = survey.run_loop(executor, values, max_attempts=2, batch_size=1)
+            elapsed = time.monotonic() - started
+    assert "No module named 'lithops.executors'" in caplog.text  # the runner really failed
+    assert [(wave.submitted, wave.failed_calls) for wave in waves] == [(3, 3), (3, 3)]
+    # Two waves of 3 s grace (and launching); before, a wave waited for check_timeout x
+    # collections + 300 s: here 306 s.
+    assert elapsed < 2 * (3 + 10)
+    assert json.loads(survey.storage.read(survey.key(first, RESULT)))["tiling_compatible"] is True
+    for concept_id in survey.scan().markers - {first}:
+        result = json.loads(survey.storage.read(survey.key(concept_id, RESULT)))
+        assert result["incompatible_reason"] == Reason.PROCESSING_FAILED
+        assert "after 2 attempts" in result["error_message"]
+        assert "no worker started the call within 3 s" in result["error_message"]
+
+
+def test_a_call_that_runs_past_its_budget_is_stopped_and_failed(world, tmp_path):
+    concept_id = world.publish(files.netcdf4_grid(tmp_path, "grid.nc"))
+    survey = Survey(open_storage(tmp_path / "store"), RUN)
+    setup(world, survey)
+    values = {**worker_settings(world), "check_timeout": 2, "worker_overhead": 8}
+    with lithops_executor("localhost") as executor:
+        started = time.monotonic()
+        waves = survey.run_loop(executor, values, max_attempts=1, batch_size=1, worker=hang_in_check)
+        elapsed = time.monotonic() - started
+    result = json.loads(survey.storage.read(survey.key(concept_id, RESULT)))
+    assert [wave.failed_calls for wave in waves] == [1], result
+    # Its budget, 1 check x 2 s + 8 s, and a runner's start; before, the wave's 302 s limit.
+    assert 10 <= elapsed < 30
+    assert result["incompatible_reason"] == Reason.PROCESSING_FAILED
+    assert "exceeded maximum time of 10 seconds" in result["error_message"]  # Lithops stopped it
+
+
+def test_a_call_given_up_before_it_started_is_stopped_and_checks_nothing(world, tmp_path):
+    """Its stuck job does not hold the next wave, and a late delivery finds it claimed."""
+    concept_id = world.publish(files.netcdf4_grid(tmp_path, "grid.nc"), provider="TEST" + LATE_MARK)
+    survey = Survey(open_storage(tmp_path / "store"), RUN)
+    setup(world, survey)
+    values = {**worker_settings(world), "start_grace": 6}
+    with lithops_executor("localhost") as executor:
+        started = time.monotonic()
+        waves = survey.run_loop(executor, values, batch_size=1, worker=start_late_once)
+        elapsed = time.monotonic() - started
+    assert [(wave.submitted, wave.failed_calls) for wave in waves] == [(1, 1), (1, 0)]
+    assert elapsed < LATE_SECONDS  # the late job was stopped, not waited for by the second wave
+    first = json.loads(survey.storage.read(survey.key(concept_id, "attempts/1.json")))
+    assert "no worker started the call within 6 s" in first["error"]
+    assert survey.storage.read(survey.wave_key(first["wave"], "started/0")).startswith(GIVEN_UP)
+    assert survey.storage.read(survey.wave_key(first["wave"], "done/0")) is None
+    result = survey.storage.read(survey.key(concept_id, RESULT))
+    assert json.loads(result)["tiling_compatible"] is True and survey.scan().attempts[concept_id] == 2
+    # Delivered again (as Lambda may), the given-up call still checks nothing.
+    assert "skipped" in check_call(survey.storage.location, RUN, first["wave"], 0)
+    assert survey.storage.read(survey.key(concept_id, RESULT)) == result
+
+
+def test_a_lithops_that_cannot_run_anything_ends_in_terminal_records(world, tmp_path):
+    """Lithops raises when asked to map (its runtime's interpreter does not exist): the survey
+    counts failed attempts and finishes, it does not crash."""
+    concept_id = world.publish(files.netcdf4_grid(tmp_path, "grid.nc"))
+    survey = Survey(open_storage(tmp_path / "store"), RUN)
+    setup(world, survey)
+    config = tmp_path / "lithops.yaml"
+    config.write_text(json.dumps({"lithops": {"backend": "localhost"}, "localhost": {"runtime": str(tmp_path / "no-python")}}))
+    with lithops_executor(config_file=config) as executor:
+        waves = survey.run_loop(executor, worker_settings(world), max_attempts=2)
+    assert [wave.failed_calls for wave in waves] == [1, 1]
+    result = json.loads(survey.storage.read(survey.key(concept_id, RESULT)))
+    assert result["incompatible_reason"] == Reason.PROCESSING_FAILED
+    assert "Lithops did not send the call: FileNotFoundError" in result["error_message"]

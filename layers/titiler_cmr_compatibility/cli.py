@@ -173,26 +173,27 @@ def _phase_checks(survey, args: argparse.Namespace, settings: Settings) -> None:
         _setup(survey, args, settings)
     from .survey import worker_settings
 
-    executor = _executor(args)
     values = worker_settings(settings)
+    # Leaving the executor stops local job processes still running (calls given up on).
+    with _executor(args) as executor:
+        if args.phase == "run":
+            survey.run_loop(executor, values, max_attempts=args.max_attempts, batch_size=args.batch_size,
+                            on_wave=lambda n, size: print(f"wave {n}: checking {size:,} pending collections"),
+                            show_progress=True)  # fmt: skip
+        elif args.phase == "reprocess" and args.reason:
+            waves = survey.reprocess_reason(args.reason, executor, values, args.max_attempts, args.batch_size,
+                                            show_progress=True)  # fmt: skip
+            checked = waves[0].submitted if waves else 0
+            print(f"reprocess: checked {checked:,} collections whose reason was {args.reason} again")
+        else:
+            work = survey.scan().launchable()
+            print(f"{args.phase}: checking {len(work):,} pending collections")
+            survey.process(work, executor, values, args.batch_size, show_progress=True)
     if args.phase == "run":
-        survey.run_loop(executor, values, max_attempts=args.max_attempts, batch_size=args.batch_size,
-                        on_wave=lambda n, size: print(f"wave {n}: checking {size:,} pending collections"),
-                        show_progress=True)  # fmt: skip
         survey.compile_report()
-        _print_status(survey)
-        print(f"report: {survey.storage.location}/{survey.run}/report/report.json (+ .csv, .parquet)")
-        return
-    if args.phase == "reprocess" and args.reason:
-        waves = survey.reprocess_reason(args.reason, executor, values, args.max_attempts, args.batch_size,
-                                        show_progress=True)  # fmt: skip
-        checked = waves[0].submitted if waves else 0
-        print(f"reprocess: checked {checked:,} collections whose reason was {args.reason} again")
-    else:
-        work = survey.scan().launchable()
-        print(f"{args.phase}: checking {len(work):,} pending collections")
-        survey.process(work, executor, values, args.batch_size, show_progress=True)
     _print_status(survey)
+    if args.phase == "run":
+        print(f"report: {survey.storage.location}/{survey.run}/report/report.json (+ .csv, .parquet)")
 
 
 def _phase_status(survey, args: argparse.Namespace, settings: Settings) -> None:

@@ -43,11 +43,9 @@ def run_demo(directory: Path) -> int:
         cmr = CMRClient(settings)
         stats = survey.setup(cmr.search_collections(providers=cmr.eosdis_providers()))
         print(f"setup: {stats.created} markers from the sample CMR at {servers.cmr_url}")
-        survey.run_loop(
-            lithops_executor("localhost"),
-            values,
-            on_wave=lambda n, size: print(f"wave {n}: checking {size} collections with Lithops localhost"),
-        )
+        with lithops_executor("localhost") as executor:
+            survey.run_loop(executor, values,
+                            on_wave=lambda n, size: print(f"wave {n}: checking {size} collections with Lithops localhost"))  # fmt: skip
         report, _ = survey.compile_report()
     matches = 0
     print(f"\n{'collection':<22} {'sample':<22} {'outcome':<22} expected")

@@ -30,8 +30,6 @@ from .survey import TRANSIENT_REASONS, SetupDeadline, Survey, default_run_id, wo
 
 # How long the state machine waits between two progress polls of a running wave.
 POLL_SECONDS = 60
-# Seconds a worker call needs besides its checks (start, imports, reading its batch).
-WORKER_OVERHEAD = 60
 # After a wave's calls have used their whole time, how long to wait for their last writes.
 WAVE_GRACE = 120
 
@@ -82,13 +80,13 @@ def lithops_config(settings: Settings) -> dict[str, Any]:
 def check_worker_budget(settings: Settings) -> None:
     """A call checks `batch_size` collections, each within `check_timeout`, inside one worker's
     time (Lithops stops a call 5 s before the function's timeout)."""
-    needed = settings.batch_size * settings.check_timeout + WORKER_OVERHEAD
+    needed = settings.batch_size * settings.check_timeout + settings.worker_overhead
     if needed > settings.lithops_runtime_timeout - 5:
         raise ConfigurationError(
             f"a worker call checks {settings.batch_size} collections of up to {settings.check_timeout:g} s each "
-            f"(+{WORKER_OVERHEAD} s to start): {needed:g} s, more than the worker's "
+            f"(+{settings.worker_overhead:g} s to start): {needed:g} s, more than the worker's "
             f"{settings.lithops_runtime_timeout - 5} s; lower CheckTimeout to at most "
-            f"{(settings.lithops_runtime_timeout - 5 - WORKER_OVERHEAD) // settings.batch_size} s"
+            f"{(settings.lithops_runtime_timeout - 5 - settings.worker_overhead) // settings.batch_size:g} s"
         )
 
 

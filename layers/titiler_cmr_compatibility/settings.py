@@ -92,6 +92,15 @@ class Settings(BaseSettings):
     survey_store: str = Field("survey-output", description="a local directory or s3://bucket/prefix")
     max_attempts: int = Field(3, ge=1, description="attempts per collection before a terminal result")
     batch_size: int = Field(4, ge=1, description="collections per Lithops call")
+    # A call's budget is its checks' time plus this: Lithops stops a local call past it, and the
+    # survey counts it as a failed attempt; in Lambda the function's timeout must leave room.
+    worker_overhead: float = Field(
+        60.0, gt=0, description="seconds a worker call needs besides its checks (start, imports, writes)"
+    )
+    start_grace: float = Field(
+        60.0, gt=0, description="seconds a local call may take to start while none of its wave runs; "
+        "a call not started by then is a failed attempt"
+    )
     lithops_runtime: str = "titiler-cmr-compat-worker"
     lithops_runtime_memory: int = Field(
         1024, ge=128, description="MB per worker: 3.5x the largest measured check peak (295 MB)"

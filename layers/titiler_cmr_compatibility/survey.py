@@ -11,7 +11,8 @@ The storage layout (local directory or S3, same keys; `<run>` is the run id, e.g
                                                    (after attempt n): nothing is overwritten
     <run>/waves/<wave>.json                        a wave: its calls (batches of concept id and
                                                    attempt), settings and deadline
-    <run>/waves/<wave>/started/<call>              call <call> was claimed by a worker (when)
+    <run>/waves/<wave>/started/<call>              call <call> was claimed by a worker (when), or
+                                                   given up by a local survey before any worker did
     <run>/waves/<wave>/done/<call>                 call <call> finished its batch
     <run>/report/report.json                       the compiled report: {"summary", "rows"}
     <run>/report/report.csv, report.parquet        the same rows as tables
@@ -20,15 +21,23 @@ The layout, not Lithops futures, is the source of truth: a collection is pending
 a marker and no result, so a killed survey resumes by running again with the same run id. An
 attempt is counted when its wave is launched, so a call that never started still uses one up.
 A worker claims its call before checking anything, so a call delivered twice (Lambda retries
-asynchronous invocations) checks its collections once.
+asynchronous invocations) checks its collections once, and a call the local survey gave up on
+before it started checks nothing when it starts late.
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import logging
+import math
+import os
 import secrets
+import shutil
+import sys
+import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -40,6 +49,7 @@ from typing import Any
 
 from .deadline import Deadline
 from .result import CheckResult, Reason
+from .settings import Settings
 from .storage import Storage, open_storage
 from .umm import BadRecord, CollectionInfo, is_collection_id
 
@@ -59,6 +69,10 @@ CALLS_PER_MAP = 1000
 # re-run of the serverless survey checks again unless told otherwise.
 TRANSIENT_REASONS = (Reason.TIMEOUT, Reason.CMR_ERROR, Reason.DATA_UNAVAILABLE, Reason.PROCESSING_FAILED)
 _IO_THREADS = 32
+# How often a local wave looks at its calls: a listing of a local folder, or two S3 lists.
+_POLL_SECONDS = 0.2
+# What the survey writes as a call's claim when it gives the call up before any worker started it.
+GIVEN_UP = b"given up"
 
 
 def default_run_id() -> str:
@@ -71,12 +85,15 @@ def _now() -> str:
 
 
 def worker_settings(settings, access_type: str | None = None) -> dict[str, Any]:
-    """What workers need to know, and nothing secret: they read credentials themselves (from
-    their environment, or SSM parameters whose names, never values, are passed on)."""
+    """What workers need to know (and how long the survey gives each call), and nothing secret:
+    they read credentials themselves (from their environment, or SSM parameters whose names,
+    never values, are passed on)."""
     values: dict[str, Any] = {
         "cmr_url": settings.cmr_url,
         "access_type": access_type or settings.access_type,
         "check_timeout": settings.check_timeout,
+        "worker_overhead": settings.worker_overhead,
+        "start_grace": settings.start_grace,
         "titiler_endpoint": settings.titiler_endpoint,
         "data_request_timeout": settings.data_request_timeout,
         "check_memory_mb": settings.check_memory_mb,
@@ -148,12 +165,14 @@ class SetupDeadline(Deadline):
 
 @dataclass
 class Wave:
-    """One launched wave: its id and its calls (each a batch of (concept id, attempt))."""
+    """One launched wave: its id and its calls (each a batch of (concept id, attempt)). `futures`
+    has one Lithops future per sent call; `unsent` says why the others were not sent."""
 
     id: str
     calls: list[list[tuple[str, int]]]
     deadline: float
-    futures: list = field(default_factory=list)
+    futures: dict[int, Any] = field(default_factory=dict)
+    unsent: dict[int, str] = field(default_factory=dict)
 
     @property
     def collections(self) -> int:
@@ -166,6 +185,26 @@ class WaveStats:
     calls: int = 0
     failed_calls: int = 0
     seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class CallBudget:
+    """How long a local wave waits for each of its calls: `start_grace` to start while none of
+    the wave's calls runs (Lithops localhost runs a few calls at a time and queues the others),
+    then its checks' time plus `overhead` to finish, the same limit Lithops enforces."""
+
+    check_timeout: float
+    overhead: float
+    start_grace: float
+
+    @classmethod
+    def of(cls, settings_values: dict[str, Any]) -> CallBudget:
+        """From the workers' settings (`worker_settings`), the defaults for what they leave out."""
+        names = ("check_timeout", "worker_overhead", "start_grace")
+        return cls(*(settings_values.get(name, Settings.model_fields[name].default) for name in names))
+
+    def seconds(self, collections: int) -> float:
+        return collections * self.check_timeout + self.overhead
 
 
 def new_wave_id(now: float) -> str:
@@ -287,10 +326,13 @@ class Survey:
         calls_per_map: int | None = None,
         deadline_seconds: float = 0.0,
         now: float | None = None,
+        call_seconds: float | None = None,
     ) -> Wave:
         """Record a wave (its calls and one attempt per collection), then send one Lithops call
         per batch, `calls_per_map` calls per `map()` (each map with a remote invoker is one
-        Lambda Invoke, whose payload grows with its calls). Does not wait for the calls.
+        Lambda Invoke, whose payload grows with its calls). Does not wait for the calls. Lithops
+        stops a call after `call_seconds` (default: its configured execution timeout). A map
+        that Lithops fails to send leaves its calls in `unsent`, with the error.
 
         A call's data is only its index: the batch and the settings are in the wave's record,
         which the worker reads, so what travels in an Invoke stays small at any survey size."""
@@ -311,16 +353,26 @@ class Survey:
         self._each(count_attempt, [(call, item) for call, batch in enumerate(wave.calls) for item in batch])
         function = functools.partial(worker or check_call, self.storage.location, self.run, wave.id)
         step = calls_per_map or CALLS_PER_MAP
+        timeout = math.ceil(call_seconds) if call_seconds else None
         for first in range(0, len(wave.calls), step):
             calls = list(range(first, min(first + step, len(wave.calls))))
-            # include_modules=None: workers import this library (installed in their image or
-            # environment); nothing of it travels with the job.
-            wave.futures += executor.map(function, calls, include_modules=None)
+            try:
+                # include_modules=None: workers import this library (installed in their image or
+                # environment); nothing of it travels with the job.
+                wave.futures.update(zip(calls, executor.map(function, calls, include_modules=None, timeout=timeout)))
+            except Exception as error:  # whatever Lithops raises, the calls' attempts are counted
+                log.warning("wave %s: Lithops did not send calls %d-%d: %s", wave.id, calls[0], calls[-1], _describe(error))
+                wave.unsent.update(dict.fromkeys(calls, f"Lithops did not send the call: {_describe(error)}"))
         return wave
 
     def wave_progress(self, wave: str) -> int:
         """How many calls of the wave have finished (one listing per 1,000 calls)."""
-        return sum(1 for _ in self.storage.list(self.wave_key(wave, "done/")))
+        return len(self._calls_marked(wave, "done"))
+
+    def _calls_marked(self, wave: str, mark: str) -> set[int]:
+        """The calls of the wave with a `started` or `done` marker."""
+        prefix = self.wave_key(wave, f"{mark}/")
+        return {int(key[len(prefix) :]) for key in self.storage.list(prefix)}
 
     def process(
         self,
@@ -331,33 +383,86 @@ class Survey:
         worker: Callable | None = None,
         show_progress: bool = False,
     ) -> WaveStats:
-        """One wave, waited for: each call writes the results of its collections. A call that
-        fails leaves its reason in the attempt records of the collections it did not finish."""
+        """One wave, each call waited for on its own budget (`CallBudget`): each call writes the
+        results of its collections. A call that fails, never starts or runs past its budget
+        leaves why in the attempt records of the collections it did not finish."""
         started = time.monotonic()
-        wave = self.launch_wave(work, executor, settings_values, batch_size, worker)
+        budget = CallBudget.of(settings_values)
+        wave = self.launch_wave(work, executor, settings_values, batch_size, worker,
+                                call_seconds=budget.seconds(batch_size))  # fmt: skip
         stats = WaveStats(submitted=len(work), calls=len(wave.calls))
-        if not wave.calls:
-            return stats
-        # Serially, every check of the wave at its time limit: a bound that never cuts a live
-        # wave short, but ends one whose calls vanished.
-        limit = settings_values.get("check_timeout", 120) * len(work) + 300
-        _done, not_done = executor.wait(wave.futures, throw_except=False, show_progressbar=show_progress, timeout=limit)
-        unfinished = {id(future) for future in not_done}
-        for future, batch in zip(wave.futures, wave.calls):
-            if id(future) in unfinished:
-                error = f"the call did not finish within the wave's {limit:g} s"
-            elif future.error:
-                error = _future_error(future)
-            else:
-                continue
-            stats.failed_calls += 1
-            for concept_id, attempt in batch:
+        failed = self._wait_for_calls(wave, executor, budget, show_progress) if wave.calls else {}
+        stats.failed_calls = len(failed)
+        for call, error in failed.items():
+            for concept_id, attempt in wave.calls[call]:
                 if self.storage.read(self.key(concept_id, RESULT)) is None:
                     key = self.key(concept_id, f"attempts/{attempt}.json")
                     record = {**(self.read_json(key) or {"attempt": attempt}), "failed_at": _now(), "error": error}
                     self.storage.write(key, json.dumps(record).encode())
         stats.seconds = time.monotonic() - started
         return stats
+
+    def _wait_for_calls(self, wave: Wave, executor, budget: CallBudget, show_progress: bool) -> dict[int, str]:
+        """Wait until every call of the wave is done, failed or given up; returns the failed and
+        given-up calls with why. Lithops' futures report a call's error (a crash, its own
+        timeout); the wave's markers say which calls started and finished. So a call whose
+        runner never started, or that Lithops never reports, still ends within its budget, and
+        nothing Lithops raises ends the survey."""
+        from lithops.wait import ALWAYS
+        from tqdm import tqdm
+
+        failed = dict(wave.unsent)
+        waiting = set(wave.futures)
+        given_up = False
+        running: dict[int, float] = {}  # call: when its claim was first seen
+        quiet_since = time.monotonic()  # when a call of the wave last started or ended
+        lithops_error = ""
+        with tqdm(total=len(wave.calls), initial=len(failed), unit="call", disable=None if show_progress else True,
+                  file=sys.stderr) as bar:  # fmt: skip
+            while waiting:
+                if not lithops_error:
+                    try:
+                        executor.wait([wave.futures[call] for call in waiting], throw_except=False,
+                                      return_when=ALWAYS, show_progressbar=False)  # fmt: skip
+                    except Exception as error:  # from here on the markers and budgets decide alone
+                        lithops_error = _describe(error)
+                        log.warning("wave %s: Lithops failed while reporting its calls: %s", wave.id, lithops_error)
+                # Listed after asking Lithops: a call it reports as finished has its done marker.
+                done, claimed = self._calls_marked(wave.id, "done"), self._calls_marked(wave.id, "started")
+                now = time.monotonic()
+                for call in sorted(waiting - done):
+                    seconds = budget.seconds(len(wave.calls[call]))
+                    if not lithops_error and wave.futures[call].error:
+                        failed[call] = _future_error(wave.futures[call])
+                    elif call in claimed and call not in running:
+                        running[call] = quiet_since = now
+                    elif call in running and now - running[call] > seconds:
+                        failed[call] = f"its worker did not finish the call within its budget of {seconds:g} s"
+                        given_up = True
+                if waiting & (done | failed.keys()):
+                    quiet_since = now
+                    waiting -= done | failed.keys()
+                if waiting and not waiting & running.keys() and now - quiet_since > budget.start_grace:
+                    # No call of the wave runs, so a worker would be free: these are not queued,
+                    # they are lost. The claim keeps one that starts late from checking anything.
+                    for call in sorted(waiting):
+                        if self.storage.create(self.wave_key(wave.id, f"started/{call}"), GIVEN_UP + b" " + _now().encode()):
+                            failed[call] = f"no worker started the call within {budget.start_grace:g} s" + (
+                                f" (Lithops: {lithops_error})" if lithops_error else "")  # fmt: skip
+                            waiting.discard(call)
+                            given_up = True
+                bar.update(len(wave.calls) - len(waiting) - bar.n)
+                if waiting:
+                    time.sleep(_POLL_SECONDS)
+        if given_up:
+            # What is left of the wave's jobs would hold the executor (localhost runs one job
+            # after another): stopped as Lithops stops the jobs of a wait that failed.
+            try:
+                jobs = {future.job_key for future in wave.futures.values()}
+                executor.compute_handler.clear(jobs, exception=TimeoutError("given up by the survey"))
+            except Exception as error:
+                log.warning("wave %s: Lithops did not stop its jobs: %s", wave.id, _describe(error))
+        return failed
 
     def finalize(self, max_attempts: int) -> int:
         """A terminal result for every collection still pending after its last attempt, saying
@@ -386,7 +491,7 @@ class Survey:
         if "wave" not in record or "call" not in record:
             return "no record of it"
         claimed = self.storage.read(self.wave_key(record["wave"], f"started/{record['call']}"))
-        if claimed:
+        if claimed and not claimed.startswith(GIVEN_UP):
             return (f"its worker started the batch at {claimed.decode()} and never finished this check (it was "
                     "killed, ran out of memory or time)")  # fmt: skip
         return f"launched at {record['launched_at']}, but no worker ever started it"
@@ -514,11 +619,15 @@ def _result_from_marker(info: CollectionInfo) -> CheckResult:
     )
 
 
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
 def _future_error(future) -> str:
     """What a failed Lithops call reported (its exception), or that it died without a word."""
     exception = getattr(future, "_exception", None)
-    if isinstance(exception, tuple) and len(exception) >= 2:
-        return f"{getattr(exception[0], '__name__', exception[0])}: {exception[1]}"
+    if isinstance(exception, tuple) and len(exception) >= 2 and isinstance(exception[1], BaseException):
+        return _describe(exception[1])
     status = getattr(future, "_call_status", None) or {}
     if status.get("exception"):
         return str(status.get("exc_info") or status.get("exception"))
@@ -534,13 +643,13 @@ def check_call(
     Runs in another process (or a Lambda); it reopens the storage from its location, reads its
     batch and settings from the wave's record, and credentials from its own environment, never
     from the payload. A second delivery of the same call finds it claimed and checks nothing."""
+    survey = Survey(open_storage(location), run)
+    # Claimed before the slow imports: the survey gives up on calls that do not start in time.
+    if not survey.storage.create(survey.wave_key(wave, f"started/{call}"), _now().encode()):
+        return {"call": call, "skipped": "already claimed by an earlier delivery of this call, or given up"}
     from .auth import EarthdataAuth
     from .check import check_collection
-    from .settings import Settings
 
-    survey = Survey(open_storage(location), run)
-    if not survey.storage.create(survey.wave_key(wave, f"started/{call}"), _now().encode()):
-        return {"call": call, "skipped": "already claimed by an earlier delivery of this call"}
     record = survey.read_json(survey.wave_key(wave))
     if record is None:
         raise RuntimeError(f"wave {wave} of run {run} has no record in {location}")
@@ -559,11 +668,32 @@ def check_call(
     return {"call": call, "checked": checked}
 
 
+# Lithops keeps its local working files (the copy of its own package that localhost runners
+# import, job files, localhost storage) in `$TMPDIR/lithops-$USER`, fixed when it is imported and
+# shared by every process of the user: another survey (or a test run) starting an executor copies
+# the package again under this one's runners, which then fail to import (`No module named
+# 'lithops.libs'`) and never report. No configuration key moves the folder; TMPDIR does, for this
+# process and the runners it starts, if set before Lithops is imported.
+_LITHOPS_LOCK = threading.Lock()
+
+
+def use_own_lithops_folder() -> None:
+    """Give this process a Lithops working folder of its own, removed when it exits; nothing if
+    Lithops is already imported (its folder is then fixed, e.g. by the test suite's conftest)."""
+    with _LITHOPS_LOCK:
+        if "lithops" in sys.modules:
+            return
+        folder = tempfile.mkdtemp(prefix="titiler-cmr-compat-lithops-")
+        os.environ["TMPDIR"] = tempfile.tempdir = folder
+        # Registered before Lithops' own exit hooks, so it runs after them.
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+
+
 def lithops_executor(kind: str | None = None, config_file: str | Path | None = None):
     """A Lithops FunctionExecutor from `config_file` (lithops.yaml) if given, with `kind`
-    (localhost or aws_lambda) overriding its backend; localhost when neither says."""
-    import sys
-
+    (localhost or aws_lambda) overriding its backend; localhost when neither says. Use it as a
+    context manager: leaving it stops the local job processes still running."""
+    use_own_lithops_folder()
     import lithops
     import yaml
 
@@ -573,9 +703,14 @@ def lithops_executor(kind: str | None = None, config_file: str | Path | None = N
     config["lithops"]["backend"] = backend
     if backend == "localhost":
         config["lithops"]["storage"] = "localhost"
+        # Its files go with this process's folder; Lithops' cleaner would be a detached process.
+        config["lithops"]["data_cleaner"] = False
         localhost = config.setdefault("localhost", {})
         localhost.setdefault("version", 1)  # ~30-100 ms a call; version 2 costs ~0.5-1 s
         # Workers run this interpreter (Lithops' default is whatever `python` is on PATH).
         localhost.setdefault("runtime", sys.executable)
     config["lithops"].setdefault("log_level", "WARNING")
-    return lithops.FunctionExecutor(config=config, log_level=None)
+    # The first executor of a process copies Lithops' package into the folder: one executor at a
+    # time, so two threads' first executors do not both copy, one under the other's runners.
+    with _LITHOPS_LOCK:
+        return lithops.FunctionExecutor(config=config, log_level=None)

@@ -1,7 +1,7 @@
 """Lithops worker functions that fail on purpose, for the survey's failure paths.
 
-They wrap the real worker (`survey.check_call`): only the crash is staged, the checks and the
-writes are real.
+They wrap the real worker (`survey.check_call`): only the fault (a crash, a late start, a hang)
+is staged, the claims, checks and writes are real.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 
 import cloudpickle
 
@@ -18,7 +19,7 @@ from titiler_cmr_compatibility.survey import Survey, check_call
 # Lithops workers cannot import the tests package: ship these functions by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
-CRASH_MARK = "_CRASH"  # provider suffix of collections whose worker process dies (a provider id: no "-")
+CRASH_MARK = "_CRASH"  # provider suffix of collections whose worker process dies
 
 
 def _batch(location: str, run: str, wave: str, call: int) -> list[tuple[str, int]]:
@@ -38,3 +39,24 @@ def crash_first_attempt(location, run, wave, call):
     if any(cid.endswith(CRASH_MARK) and attempt == 1 for cid, attempt in _batch(location, run, wave, call)):
         os._exit(137)
     return check_call(location, run, wave, call)
+
+
+LATE_MARK = "_LATE"  # provider suffix of collections whose first call starts late
+LATE_SECONDS = 60.0
+
+
+def start_late_once(location, run, wave, call):
+    """On a LATE collection's first attempt the worker starts (claims its call) only after
+    LATE_SECONDS, as a stuck runner would."""
+    if any(cid.endswith(LATE_MARK) and attempt == 1 for cid, attempt in _batch(location, run, wave, call)):
+        time.sleep(LATE_SECONDS)
+    return check_call(location, run, wave, call)
+
+
+def _never_returns(*args, **kwargs):
+    time.sleep(3600)
+
+
+def hang_in_check(location, run, wave, call):
+    """The worker claims its call, then its check never returns (e.g. stuck in a C library)."""
+    return check_call(location, run, wave, call, check=_never_returns)

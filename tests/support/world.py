@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from titiler_cmr_compatibility.settings import Settings
+from titiler_cmr_compatibility.umm import COLLECTION_ID
 
 from titiler_cmr_compatibility.sample.cmr import FakeCMR, make_collection, make_granule
 from titiler_cmr_compatibility.sample.data import DataServer
@@ -66,6 +67,8 @@ class World:
         """
         number = next(_ids)
         concept_id = f"C{number}-{provider}"
+        if not COLLECTION_ID.fullmatch(concept_id):
+            raise ValueError(f"{provider!r} makes {concept_id!r}, which setup would skip as not a concept id")
         short_name = f"TEST_{number}"
         if name is None:
             name = content.name if isinstance(content, Path) else f"granule_{number}.bin"
