@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 
 SURVEY_ARGS ?=
 
-.PHONY: survey demo check test lint bench clean
+.PHONY: survey demo check test lint bench reliability clean
 
 $(BIN)/titiler-cmr-compat: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,7 @@ demo: $(BIN)/titiler-cmr-compat
 check: $(BIN)/titiler-cmr-compat
 	$(BIN)/titiler-cmr-compat check --collection-id $(COLLECTION) $(CHECK_ARGS)
 
-## The test suite: offline, real files and local servers (about a minute on 2 cores, after a ~2 minute install).
+## The test suite: offline, real files and local servers (about 10 minutes on 2 cores, after a ~2 minute install).
 test: $(BIN)/titiler-cmr-compat
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -62,6 +62,11 @@ bench: $(BIN)/titiler-cmr-compat
 	$(BIN)/python bench/check.py
 	$(BIN)/python bench/storage.py
 	$(BIN)/python bench/survey.py
+
+## Hostile hosts, files and records: a table per class of cases, wall time, peak RSS, secrets found
+## and results lost (about 3 minutes).
+reliability: $(BIN)/titiler-cmr-compat
+	$(BIN)/python bench/reliability.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import resource
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ from titiler_cmr_compatibility.sample import files  # noqa: E402
 from titiler_cmr_compatibility.sample.cmr import FakeCMR  # noqa: E402
 from titiler_cmr_compatibility.sample.data import DataServer  # noqa: E402
 from titiler_cmr_compatibility.sample.server import LOOPBACK_SETTINGS  # noqa: E402
+from tests.support.launch import own_peak_mb, peak_mb  # noqa: E402
 from tests.support.world import World, fixture_data_dir  # noqa: E402
 
 CACHE = ROOT / "bench" / ".cache"
@@ -54,26 +54,17 @@ class Case:
     settings: dict = field(default_factory=dict)
 
 
-def _rss_mb() -> float:
-    """This process's peak resident memory. VmHWM, not ru_maxrss: ru_maxrss survives exec, so
-    a spawned child would report its parent's peak."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def _run_check(queue, concept_id, settings_values, check_kwargs) -> None:
     """In a fresh process, so peak RSS is this check's alone."""
     from titiler_cmr_compatibility.check import check_collection, engine_versions
     from titiler_cmr_compatibility.settings import Settings
 
     engine_versions()
-    before = _rss_mb()
+    before = own_peak_mb()
     started = time.monotonic()
     result = check_collection(concept_id, settings=Settings(_env_file=None, **settings_values), **check_kwargs)
     # The check itself runs in a forked child of this process (sandbox.py), waited for here.
-    peak = max(_rss_mb(), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+    peak = peak_mb()
     queue.put((result.to_record(), time.monotonic() - started, before, peak))
 
 
@@ -83,7 +74,7 @@ def _run_baseline(queue, kind: str, url: str) -> None:
     from rio_tiler.io import Reader
     from titiler.xarray.io import FsReader
 
-    before = _rss_mb()
+    before = own_peak_mb()
     started = time.monotonic()
     if kind == "fsspec":
         with FsReader(url, variable="analysed_sst", decode_times=False) as reader:
@@ -93,7 +84,7 @@ def _run_baseline(queue, kind: str, url: str) -> None:
     else:
         with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"), Reader(url) as reader:
             reader.tile(0, 0, 0)
-    queue.put((None, time.monotonic() - started, before, _rss_mb()))
+    queue.put((None, time.monotonic() - started, before, own_peak_mb()))
 
 
 def _tile_without_stride(url: str) -> None:

@@ -7,10 +7,13 @@ import json
 import boto3
 import pytest
 
-from titiler_cmr_compatibility.auth import AuthError, EarthdataAuth, UnsafeHost, may_receive_token, refuse_unsafe_host
+from titiler_cmr_compatibility.auth import (
+    AuthError, EarthdataAuth, UnsafeHost, may_receive_token, refuse_unsafe_host, walk_redirects,
+)
 from titiler_cmr_compatibility.check import check_collection
 from titiler_cmr_compatibility.result import Reason
 from titiler_cmr_compatibility.sample import files
+from titiler_cmr_compatibility.sample.server import Response
 from titiler_cmr_compatibility.settings import Settings
 from tests.support.aws import moto_server, point_boto3_at
 from tests.support.urs_server import FakeURS
@@ -148,3 +151,31 @@ def test_an_s3credentials_endpoint_outside_token_hosts_is_not_asked(world):
     with pytest.raises(AuthError, match="not an Earthdata host"):
         auth.s3_credentials(world.data.url + "/s3credentials", timeout=5)
     assert world.data.count("/s3credentials") == 0
+
+
+def _chain(world, stops: list[str]) -> str:
+    """Redirects from stop to stop; the last one, when it is on the data host, serves a small file."""
+    if f":{world.data.port}/" in stops[-1]:
+        world.data.add(stops[-1].split(str(world.data.port), 1)[1], b"\x89HDF\r\n\x1a\n" + bytes(100))
+    for here, there in zip(stops, stops[1:]):
+        path = here.split(str(world.data.port), 1)[1]
+        world.data.answer_where(path, lambda request, there=there: Response.text("Found", 302, {"Location": there}))
+    return stops[0]
+
+
+def test_a_redirect_chain_that_leaves_the_token_hosts_is_read_without_the_token(world):
+    """reqwest drops the token when a hop changes host but puts it back on a hop that stays on
+    a foreign host: the walk finds such chains first."""
+    trusted, foreign = world.data.url, f"http://localhost:{world.data.port}"
+    settings = world.settings()
+    start = _chain(world, [f"{trusted}/a", f"{foreign}/b", f"{foreign}/c", f"{foreign}/d.h5"])
+    assert walk_redirects(start, "tok-walk-1", settings, timeout=5) is False
+    assert [r.headers.get("Authorization") for r in world.data.requests] == ["Bearer tok-walk-1", None, None, None]
+    assert walk_redirects(_chain(world, [f"{trusted}/e", f"{trusted}/f.h5"]), "tok-walk-1", settings, timeout=5) is True
+    assert walk_redirects(_chain(world, [f"{trusted}/g", f"{foreign}/h.h5"]), "tok-walk-1", settings, timeout=5) is True
+
+
+def test_a_redirect_to_an_address_inside_the_network_is_refused_before_it_is_followed(world):
+    start = _chain(world, [f"{world.data.url}/i", "http://169.254.169.254/latest/meta-data/"])
+    with pytest.raises(UnsafeHost, match="link-local"):
+        walk_redirects(start, None, world.settings(), timeout=5)

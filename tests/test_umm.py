@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from titiler_cmr_compatibility.formats import FormatFamily
 from titiler_cmr_compatibility.umm import CollectionInfo, data_center_for_provider, read_granule
 from titiler_cmr_compatibility.sample.cmr import make_granule
@@ -98,3 +100,22 @@ def test_single_date_time_temporal():
     granule = make_granule("G1-TEST", "C1-TEST", [])
     granule["umm"]["TemporalExtent"] = {"SingleDateTime": "2020-01-01T00:00:00Z"}
     assert read_granule(granule, "external").temporal == ("2020-01-01T00:00:00Z", "2020-01-01T00:00:00Z")
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda g: g.update(umm=[1, 2]),
+        lambda g: g.update(meta="x"),
+        lambda g: g["umm"].update(RelatedUrls="abc"),
+        lambda g: g["umm"].update(RelatedUrls=[1, None, {"URL": 12, "Type": "GET DATA"}]),
+        lambda g: g["umm"].update(TemporalExtent={"RangeDateTime": "yesterday"}),
+        lambda g: g["umm"].update(TemporalExtent={"SingleDateTime": 5}),
+    ],
+)
+def test_a_granule_part_of_the_wrong_type_reads_as_absent(edit):
+    granule = make_granule("G1-TEST", "C1-TEST", [("https://data.example/g.nc", "GET DATA")])
+    edit(granule)
+    info = read_granule(granule, "external")  # never raises
+    assert all(isinstance(link.url, str) for link in info.links)
+    assert all(value is None or isinstance(value, str) for value in info.temporal)

@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from urllib.parse import urlparse
+from urllib.parse import urljoin, urlparse
 
 import requests
 
@@ -48,7 +48,12 @@ def may_receive_token(url: str, settings: Settings) -> bool:
 
 
 def _loopback_allowed(host: str, settings: Settings) -> bool:
-    return settings.allow_loopback_hosts and all(address.is_loopback for address in _addresses(host))
+    if not settings.allow_loopback_hosts:
+        return False
+    try:
+        return all(address.is_loopback for address in _addresses(host))
+    except (OSError, UnicodeError):  # a host that does not resolve is not loopback
+        return False
 
 
 def refuse_unsafe_host(url: str, settings: Settings) -> None:
@@ -60,7 +65,7 @@ def refuse_unsafe_host(url: str, settings: Settings) -> None:
         raise UnsafeHost("the link names no host")
     try:
         addresses = _addresses(host)
-    except OSError as error:
+    except (OSError, UnicodeError) as error:
         raise UnsafeHost(f"the host {host} does not resolve ({type(error).__name__})") from None
     for address in addresses:
         if address.is_loopback and settings.allow_loopback_hosts:
@@ -68,6 +73,39 @@ def refuse_unsafe_host(url: str, settings: Settings) -> None:
         if (address.is_link_local or address.is_private or address.is_loopback or address.is_multicast
                 or address.is_unspecified or address.is_reserved):  # fmt: skip
             raise UnsafeHost(f"the host {host} is a {_kind(address)} address ({address}), which is never contacted")
+
+
+# Earthdata's own chain is data host -> URS -> data host -> signed S3 URL; more is a loop.
+MAX_REDIRECTS = 8
+
+
+def walk_redirects(url: str, token: str | None, settings: Settings, timeout: float) -> bool:
+    """Follow the redirects a request for `url` meets, as obstore will, before obstore does; return
+    whether obstore may be given the token.
+
+    obstore (reqwest) follows redirects to any host, and although it drops the token when a hop
+    changes host, it puts it back on a hop that stays on the same host, even a foreign one: a
+    chain that leaves the token's hosts and redirects again would hand the token over. So every
+    hop must be a host this tool may contact (`UnsafeHost` otherwise), the walk sends the token
+    only to hosts that may receive it, and a chain that redirects again after leaving them is
+    read without the token. The walk uses HEAD requests (no data bytes); a host that answers
+    HEAD without a redirect, or cannot be reached, is left for obstore to read and report.
+    """
+    trusted = True
+    for _hop in range(MAX_REDIRECTS):
+        refuse_unsafe_host(url, settings)
+        headers = {"Authorization": f"Bearer {token}"} if token and may_receive_token(url, settings) else {}
+        try:
+            with requests.head(url, headers=headers, timeout=timeout, allow_redirects=False) as answer:
+                location = answer.headers.get("Location") if answer.is_redirect else None
+        except requests.RequestException:
+            return trusted
+        if location is None:
+            return trusted
+        if not may_receive_token(url, settings):
+            trusted = False
+        url = urljoin(url, location)
+    return trusted
 
 
 def _addresses(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:

@@ -29,7 +29,7 @@ from obstore.exceptions import (
 from obstore.store import HTTPStore, S3Store
 from rasterio.abc import FileContainer
 
-from .auth import AuthError, EarthdataAuth, UnsafeHost, may_receive_token, refuse_unsafe_host
+from .auth import AuthError, EarthdataAuth, UnsafeHost, may_receive_token, walk_redirects
 from .deadline import CheckTimeout, Deadline
 from .formats import SNIFF_BYTES, looks_like_login_page
 from .result import Reason, scrub
@@ -322,13 +322,14 @@ def open_remote(
             retry_config=retry_config,
         )
     elif parsed.scheme in ("http", "https"):
+        token = auth.token() if may_receive_token(link.url, settings) else None
         try:
-            refuse_unsafe_host(link.url, settings)
+            if not walk_redirects(link.url, token, settings, timeout.total_seconds()):
+                token = None
         except UnsafeHost as error:
             raise DataAccessError(Reason.FAILED_TO_EXTRACT_URL, f"the data link was not followed: {error}") from None
         if parsed.scheme == "http":
             client_options["allow_http"] = True
-        token = auth.token() if may_receive_token(link.url, settings) else None
         if token:
             client_options["default_headers"] = {"Authorization": f"Bearer {token}"}
         # The host alone: credentials written into a link (user:password@) are never used.

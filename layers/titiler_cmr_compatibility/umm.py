@@ -224,14 +224,18 @@ def read_granule(
     collection_family: FormatFamily | None = None,
 ) -> GranuleInfo:
     """Data links of the wanted access type, falling back from direct to external when a granule
-    has no s3 link; checksum, metadata and browse sidecars and non-HTTP(S)/S3 links are skipped."""
-    umm = granule.get("umm", {})
+    has no s3 link; checksum, metadata and browse sidecars and non-HTTP(S)/S3 links are skipped.
+    A part of the record of the wrong type reads as absent."""
+    umm = _object(granule.get("umm"))
     direct: list[str] = []
     external: list[str] = []
     skipped: list[str] = []
     credentials_endpoint = None
-    for related in umm.get("RelatedUrls") or []:
-        url, kind = (related.get("URL") or "").strip(), related.get("Type")
+    for related in map(_object, _list(umm.get("RelatedUrls"))):
+        url, kind = related.get("URL"), related.get("Type")
+        if not isinstance(url, str):
+            continue
+        url = url.strip()
         scheme = urlparse(url).scheme.lower()
         if url.rstrip("/").endswith("/s3credentials"):
             credentials_endpoint = url
@@ -250,7 +254,7 @@ def read_granule(
     chosen = direct if used == "direct" else external
     ranked = sorted(dict.fromkeys(chosen), key=lambda url: _rank(url, collection_family))
     return GranuleInfo(
-        concept_id=granule.get("meta", {}).get("concept-id"),
+        concept_id=_object(granule.get("meta")).get("concept-id"),
         links=[DataLink(url, used) for url in ranked],
         skipped=skipped,
         temporal=_temporal(umm),
@@ -260,9 +264,11 @@ def read_granule(
 
 
 def _temporal(umm: dict[str, Any]) -> tuple[str | None, str | None]:
-    extent = umm.get("TemporalExtent") or {}
+    extent = _object(umm.get("TemporalExtent"))
     if "RangeDateTime" in extent:
-        span = extent["RangeDateTime"]
-        return span.get("BeginningDateTime"), span.get("EndingDateTime") or span.get("BeginningDateTime")
-    single = extent.get("SingleDateTime")
+        span = _object(extent["RangeDateTime"])
+        begin, end = _text(span.get("BeginningDateTime")), _text(span.get("EndingDateTime"))
+        return begin, end or begin
+    single = _text(extent.get("SingleDateTime"))
     return single, single
+

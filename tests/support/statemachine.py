@@ -26,6 +26,7 @@ import ast
 import importlib.util
 import io
 import json
+import logging
 import queue
 import random
 import sys
@@ -62,6 +63,8 @@ STEPS = {"setup": "SetupFunction", "launch": "LaunchFunction", "progress": "Prog
          "finalize": "FinalizeFunction"}  # fmt: skip
 FUNCTIONS = {**STEPS, "aggregate": "AggregateFunction"}
 BUCKET, PREFIX = "survey-bucket", "compat"
+
+log = logging.getLogger(__name__)
 
 INVOKE_PAYLOAD_LIMIT = 256 * 1024  # bytes, asynchronous Invoke (the long-standing limit)
 STATE_LIMIT = 256 * 1024  # bytes, Step Functions input/output of a state
@@ -358,6 +361,7 @@ class SurveyHarness:
         try:
             body, errored = json.dumps(call()), False
         except Exception as error:
+            log.exception("step %s failed", record.step)  # the traceback, which moto's history drops
             body, errored = json.dumps({"errorType": type(error).__name__, "errorMessage": str(error)}), True
         record.cpu_seconds = time.process_time() - cpu_before
         record.s3_requests = self.counter.snapshot() - before

@@ -33,6 +33,7 @@ class World:
     def __init__(self, cmr: FakeCMR, data: DataServer):
         self.cmr = cmr
         self.data = data
+        self.urls: dict[str, str] = {}  # further servers of this world, by name (e.g. a fake URS)
 
     def environment(self) -> dict[str, str]:
         """The settings a process started on this world reads from its environment."""

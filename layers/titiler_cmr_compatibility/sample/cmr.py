@@ -401,7 +401,6 @@ class FakeCMR(LocalHTTPServer):
         #: Hostile CMR: a page asked for with a ``CMR-Search-After`` names that same value as the
         #: next page's, so a client that follows it pages forever.
         self.repeat_search_after = False
-        self._hostile: list[tuple[Callable[[Request], bool], Callable[[], Response]]] = []
 
     @property
     def search_url(self) -> str:
@@ -415,13 +414,13 @@ class FakeCMR(LocalHTTPServer):
     # ---------------------------------------------------------------------- hostile answers
     def rate_limit(self, retry_after: str = "0", path_contains: str | None = None) -> None:
         """Matching requests get 429 with this ``Retry-After``, forever."""
-        self._answer_where(path_contains, lambda: Response.json(
+        self.answer_where(path_contains, lambda request: Response.json(
             {"errors": ["Too many requests."]}, 429, {"Retry-After": retry_after}))  # fmt: skip
 
     def endless_body(self, path_contains: str | None = None) -> None:
         """Matching requests get 200 and a body that never ends (until the client hangs up)."""
         chunk = b" " * 2**16
-        self._answer_where(path_contains, lambda: Response(
+        self.answer_where(path_contains, lambda request: Response(
             200, Stream(itertools.repeat(chunk)), content_type=COLLECTIONS_CONTENT_TYPE))  # fmt: skip
 
     def trickle_body(self, path_contains: str | None = None, bytes_per_second: float = 1.0) -> None:
@@ -430,22 +429,14 @@ class FakeCMR(LocalHTTPServer):
 
         def trickle() -> Iterator[bytes]:
             yield b"{"
-            while not self._stopping.wait(1 / bytes_per_second):
+            while not self.wait_for_stop(1 / bytes_per_second):
                 yield b" "
 
-        self._answer_where(path_contains, lambda: Response(200, Stream(trickle()), content_type=COLLECTIONS_CONTENT_TYPE))
-
-    def _answer_where(self, path_contains: str | None, answer: Callable[[], Response]) -> None:
-        with self._lock:
-            self._hostile.append((substring_matcher(path_contains), answer))
+        self.answer_where(path_contains, lambda request: Response(200, Stream(trickle()), content_type=COLLECTIONS_CONTENT_TYPE))
 
     # ---------------------------------------------------------------------------- dispatch
     def handle(self, request: Request) -> Response:
         started = time.monotonic()
-        with self._lock:
-            hostile = [answer for matches, answer in self._hostile if matches(request)]
-        if hostile:
-            return hostile[0]()
         routes: dict[str, Callable[[Request], tuple[Item, dict[str, str], str]]] = {
             "/search/collections.umm_json": self._collections,
             "/search/granules.umm_json": self._granules,

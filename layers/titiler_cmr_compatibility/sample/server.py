@@ -392,6 +392,7 @@ class LocalHTTPServer:
         self._requests: list[Request] = []
         self._stats: dict[str, Stats] = {}
         self._faults: list[_Fault] = []
+        self._answers: list[tuple[Matcher, Callable[[Request], Response]]] = []
         #: Tracebacks of exceptions raised by ``handle`` (answered as 500); tests can assert
         #: this is empty to catch bugs in the fakes themselves.
         self.errors: list[str] = []
@@ -437,6 +438,10 @@ class LocalHTTPServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+    def wait_for_stop(self, seconds: float | None = None) -> bool:
+        """Block a handler until ``stop()`` (True) or for ``seconds`` (False): a host that stalls."""
+        return self._stopping.wait(seconds)
 
     @property
     def port(self) -> int:
@@ -496,9 +501,16 @@ class LocalHTTPServer:
         """Close the socket of the next ``n`` matching requests without any response."""
         self._add_fault(_Fault("drop", substring_matcher(path_contains), n))
 
+    def answer_where(self, path_contains: str | None, answer: Callable[[Request], Response]) -> None:
+        """Matching requests get ``answer(request)`` instead of what ``handle`` would say (a
+        hostile answer: an endless body, a lying header, a redirect elsewhere)."""
+        with self._lock:
+            self._answers.append((substring_matcher(path_contains), answer))
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
+            self._answers.clear()
 
     def _add_fault(self, fault: _Fault) -> None:
         with self._lock:
@@ -561,8 +573,10 @@ class LocalHTTPServer:
             return Response.json(
                 {"errors": [f"Injected fault: HTTP {fault.status}"]}, fault.status, headers
             )
+        with self._lock:
+            answer = next((answer for matches, answer in self._answers if matches(request)), self.handle)
         try:
-            return self.handle(request)
+            return answer(request)
         except Exception:  # a bug in a fake must surface as a 500, not as a hung client
             text = traceback.format_exc()
             self.errors.append(text)
