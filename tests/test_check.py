@@ -6,6 +6,7 @@ import json
 import time
 import tracemalloc
 
+import h5py
 import pytest
 
 from titiler_cmr_compatibility.auth import EarthdataAuth
@@ -130,6 +131,16 @@ def test_data_only_in_a_group_is_tiled_with_that_group(world, tmp_path):
     assert "group=/g" in result.tiles_url
 
 
+def test_data_carrying_grid_mapping_name_is_tiled_not_put_aside(world, tmp_path):
+    """Some Harmony outputs copy grid_mapping_name onto data arrays; titiler-cmr 1.1.2 renders
+    such a grid (asked directly with its own reader), so the check does too."""
+    path = files.netcdf4_grid(tmp_path, time=0)
+    with h5py.File(path, "r+") as raw:
+        raw["sst"].attrs["grid_mapping_name"] = "latitude_longitude"
+    result = check(world, world.publish(path))
+    assert result.tiling_compatible and result.variable == "sst", result.error_message
+
+
 def test_the_spatial_group_wins_among_several(world, tmp_path):
     result = check(world, world.publish(files.netcdf4_mixed_groups(tmp_path)))
     assert result.tiling_compatible, result.error_message
@@ -200,6 +211,17 @@ def test_plain_striped_geotiff_is_tried_not_rejected(world, tmp_path, spelling):
     result = check(world, world.publish(files.striped_geotiff(tmp_path), formats=(spelling,)))
     assert result.tiling_compatible, result.error_message
     assert result.backend is Backend.RASTERIO
+
+
+@pytest.mark.parametrize(("name", "renders"), [("cog.tif", True), ("cog.TIF", False), ("cog.tiff", False), ("cog", False)])
+def test_titiler_cmrs_rasterio_reader_takes_only_its_extensions(world, tmp_path, name, renders):
+    """It picks a media type by the link's extension (.tif, .nc, .h5, case kept); the result says
+    when its engines would render a file it refuses for that."""
+    result = check(world, world.publish(files.cog(tmp_path, name=name, size=256), formats=("GeoTIFF",)))
+    assert result.tiling_compatible is renders, result.error_message
+    if not renders:
+        assert result.incompatible_reason is Reason.UNSUPPORTED_FORMAT
+        assert "rio-tiler renders this file" in result.error_message
 
 
 def test_generated_cog_reads_at_most_a_tenth(world, tmp_path):

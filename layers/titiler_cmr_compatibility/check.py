@@ -25,12 +25,14 @@ from .cmr import CMRClient, CMRError
 from .deadline import CheckTimeout, Deadline
 from .formats import (
     BACKEND_FOR_CONTAINER,
+    RASTERIO_EXTENSIONS,
     UNSUPPORTED_CONTAINER_REASONS,
     Backend,
     Container,
     describe_mismatch,
     extension_of,
     looks_like_login_page,
+    rasterio_extension_refused,
     sniff,
 )
 from .readers import DataAccessError, RasterioOpener, RemoteFile, open_remote
@@ -338,6 +340,13 @@ def _check_rasterio(progress: _Progress, remote: RemoteFile, temporal, settings:
         _fail_open(progress, error)
         return
     result.data_variables = bands
+    refused = rasterio_extension_refused(remote.url)
+    if refused is not None:  # its engines render it; titiler-cmr's reader never opens it
+        result.fail(Reason.UNSUPPORTED_FORMAT,
+                    f"titiler-cmr's rasterio reader accepts only links ending {', '.join(RASTERIO_EXTENSIONS)} "
+                    f"(case-sensitive), not {refused or 'no extension'!r}; rio-tiler renders this file, so "
+                    f"titiler-cmr would tile it if it accepted {refused or 'links without an extension'!r}")  # fmt: skip
+        return
     _compatible(progress, tiles_url(settings.titiler_endpoint, Backend.RASTERIO, result.collection_concept_id, temporal))
 
 

@@ -7,6 +7,7 @@ Here the sniffed container decides which engine opens the file; the metadata onl
 
 from __future__ import annotations
 
+import os
 import re
 from enum import StrEnum
 from pathlib import PurePosixPath
@@ -51,6 +52,18 @@ BACKEND_FOR_CONTAINER: dict[Container, Backend] = {
     Container.TIFF: Backend.RASTERIO,
     Container.JPEG2000: Backend.RASTERIO,
 }
+
+# titiler-cmr 1.1.2's rasterio reader picks a GDAL media type by the link's extension, taken with
+# os.path.splitext from the whole URL, case kept (`titiler.cmr.reader.MEDIA_TYPES`): any other
+# extension is InvalidMediaType, whatever the bytes are.
+RASTERIO_EXTENSIONS = (".tif", ".nc", ".h5")
+
+
+def rasterio_extension_refused(url: str) -> str | None:
+    """The extension titiler-cmr's rasterio reader would refuse this link for, or None."""
+    extension = os.path.splitext(url)[1]
+    return None if extension in RASTERIO_EXTENSIONS else extension
+
 
 # How many leading bytes `sniff` needs; HDF5 may put its superblock at 0, 512, 1024, ...
 SNIFF_BYTES = 2048

@@ -74,17 +74,24 @@ def _cf_axis(ds: xr.Dataset, dim: str) -> str | None:
 
 
 def _is_auxiliary(name: str, da: xr.DataArray) -> str | None:
-    """Why a data variable is not science data to tile (bounds, grid mapping, flags, QA)."""
+    """Why a data variable is not science data to tile (bounds, grid mapping, flags, QA, cell
+    indices such as SMAP's cell_row/cell_column)."""
     attrs = da.attrs
     lowered = name.lower()
     if lowered.endswith(("_bnds", "_bounds", "_bnd")) or lowered in ("bnds", "bounds"):
         return "a cell-bounds variable"
-    if "grid_mapping_name" in attrs or lowered in ("crs", "spatial_ref", "projection"):
+    # Some Harmony outputs copy grid_mapping_name onto data arrays: that attribute alone makes a
+    # grid mapping only of a variable with no data to speak of (titiler-cmr takes the others).
+    if lowered in ("crs", "spatial_ref", "projection") or ("grid_mapping_name" in attrs and da.size <= 1):
         return "a grid-mapping (CRS) variable"
     if any(key in attrs for key in ("flag_values", "flag_masks", "flag_meanings")):
         return "a flag variable"
-    if "quality" in lowered or lowered.startswith("qa_") or lowered.endswith("_qa"):
+    if "quality" in lowered or lowered.startswith(("qa_", "qc_")) or lowered.endswith(("_qa", "_qc")):
         return "a quality variable"
+    if _cf_axis_of_variable(da) is not None or lowered.endswith(("_lat", "_lon", "latitude", "longitude")):
+        return "a geolocation (latitude/longitude) variable"
+    if lowered.endswith(("_row", "_column", "_index")) or "index of" in str(attrs.get("long_name", "")).lower():
+        return "a grid-index variable (row/column numbers of cells)"
     return None
 
 

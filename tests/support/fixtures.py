@@ -77,3 +77,9 @@ def load_fixture_granule_index() -> list[dict[str, Any]]:
     """``cmr/granules_index.json``: per granule file, counts and ``recorded_hits``."""
     path = fixtures_dir() / "cmr" / "granules_index.json"
     return list(json.loads(path.read_text(encoding="utf-8")))
+
+
+def load_real_files() -> list[dict[str, Any]]:
+    """`fixtures/real/manifest.json`'s entries: a real file each, with titiler-cmr 1.1.2's own
+    verdict on it (`titiler_cmr`), the truth the check must match."""
+    return json.loads((fixtures_dir() / "real" / "manifest.json").read_text())["files"]
