@@ -1,9 +1,9 @@
 """Benchmark of the compatibility check: what one check costs, case by case.
 
-For each real fixture and generated case: bytes read and data requests (counted by the data
-server, and by the check itself), how many times the file was opened (range reads that start at
-byte 0), CMR requests, wall seconds and peak RSS (each case runs in a fresh process), next to
-the file size. Baselines in the same run: titiler-xarray's fsspec reader (`FsReader`) on the
+For each recorded fixture, each real file of `fixtures/real/` and each generated case: bytes
+read and data requests (counted by the data server, and by the check itself), how many times the
+file was opened (range reads that start at byte 0), CMR requests, wall seconds and peak RSS (each
+case runs in a fresh process), next to the file size. Baselines in the same run: titiler-xarray's fsspec reader (`FsReader`) on the
 same netCDF, and rio-tiler reading the COG straight through GDAL's /vsicurl/.
 
     .venv/bin/python bench/check.py            # all cases (the large grid is cached in bench/.cache)
@@ -29,6 +29,7 @@ from titiler_cmr_compatibility.sample import files  # noqa: E402
 from titiler_cmr_compatibility.sample.cmr import FakeCMR  # noqa: E402
 from titiler_cmr_compatibility.sample.data import DataServer  # noqa: E402
 from titiler_cmr_compatibility.sample.server import LOOPBACK_SETTINGS  # noqa: E402
+from tests.support.fixtures import fixtures_dir, load_real_files  # noqa: E402
 from tests.support.launch import own_peak_mb, peak_mb  # noqa: E402
 from tests.support.world import World, fixture_data_dir  # noqa: E402
 
@@ -168,6 +169,12 @@ def build_cases(world: World, work: Path, quick: bool) -> list[Case]:
     ]
     if not quick:
         generated.append(("netCDF-4 7200x14400 float32", files.large_grid(CACHE)))
+    generated += [
+        ("netCDF-4 SSMIS-like, time offset first", files.time_offset_grid(work)),
+        ("netCDF-4 IMERG-like /Grid, julian time", files.group_grid_lon_lat(work)),
+        ("netCDF-4 IMERG-like /Grid, standard time", files.group_grid_lon_lat(work, "imerg_std.nc", "standard")),
+    ]
+    generated += [(f"real: {entry['file'][:36]}", fixtures_dir() / "real" / entry["file"]) for entry in load_real_files()]
     for name, path in generated:
         concept_id = world.publish(path)
         url_path = world.cmr.granules[concept_id][0]["umm"]["RelatedUrls"][0]["URL"][len(world.data.url):]

@@ -141,6 +141,26 @@ def test_data_carrying_grid_mapping_name_is_tiled_not_put_aside(world, tmp_path)
     assert result.tiling_compatible and result.variable == "sst", result.error_message
 
 
+def test_a_time_offset_variable_decoded_to_datetimes_is_never_chosen(world, tmp_path):
+    """titiler-cmr decodes `sst_dtime` ("hours since ...") to datetime64 and cannot render it."""
+    result = check(world, world.publish(files.time_offset_grid(tmp_path)))
+    assert result.tiling_compatible, result.error_message
+    assert result.variable in ("wind", "vapor", "rain")
+    assert "sst_dtime" in result.data_variables
+
+
+@pytest.mark.parametrize(("calendar", "reason"), [("julian", Reason.DECODE_ERROR), ("standard", None)])
+def test_an_imerg_like_group_grid_is_judged_as_titiler_cmr_decodes_it(world, tmp_path, calendar, reason):
+    """A julian time cannot be decoded without cftime (titiler-cmr: "unable to decode time
+    units"); with a standard calendar the (time, lon, lat) grid in /Grid renders."""
+    result = check(world, world.publish(files.group_grid_lon_lat(tmp_path, calendar=calendar)))
+    assert result.incompatible_reason is reason, result.error_message
+    if reason is None:
+        assert (result.variable, result.group) == ("precipitation", "/Grid")
+    else:
+        assert "julian" in result.error_message
+
+
 def test_the_spatial_group_wins_among_several(world, tmp_path):
     result = check(world, world.publish(files.netcdf4_mixed_groups(tmp_path)))
     assert result.tiling_compatible, result.error_message

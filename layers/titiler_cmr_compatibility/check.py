@@ -384,10 +384,22 @@ def _check_xarray(progress: _Progress, remote: RemoteFile, temporal, settings: S
         _fail_tile(progress, first_failure)
 
 
+class DecodeError(ValueError):
+    """xarray could not decode the group as titiler-cmr opens it (e.g. a calendar it cannot
+    decode without cftime, which titiler-cmr does not install)."""
+
+
 def _open_group(h5file: h5netcdf.File, group: str | None) -> xr.Dataset:
-    """A lazily loaded dataset of one group of the already open file (no new file handle)."""
+    """A lazily loaded dataset of one group of the already open file (no new file handle),
+    decoded as titiler-cmr's `reader.open_dataset` decodes: CF times and time deltas decoded,
+    so a variable titiler-cmr sees as datetime is never the one chosen."""
     store = xr.backends.H5NetCDFStore(h5file, group=group, lock=False)
-    return xr.open_dataset(store, decode_times=False, decode_coords="all", chunks=None)
+    try:
+        return xr.open_dataset(store, decode_times=True, decode_timedelta=True, decode_coords="all", chunks=None)
+    except ValueError as error:
+        if "decode" in str(error):
+            raise DecodeError(str(error).split(" Try opening")[0]) from None
+        raise
 
 
 def _group_paths(h5file: h5netcdf.File) -> list[str]:
@@ -404,7 +416,11 @@ def _group_paths(h5file: h5netcdf.File) -> list[str]:
 def _find_variable(progress: _Progress, h5file: h5netcdf.File) -> tuple[str | None, xr.Dataset, list[Candidate]] | None:
     """The root if it has a tileable variable, else the group whose best variable is best."""
     result = progress.result
-    root = _open_group(h5file, None)
+    try:
+        root = _open_group(h5file, None)
+    except DecodeError as error:
+        result.fail(Reason.DECODE_ERROR, f"titiler-cmr cannot decode this file: {error}")
+        return None
     judged = candidates(root)
     result.data_variables = [c.name for c in judged]
     groups = _group_paths(h5file)
@@ -414,9 +430,13 @@ def _find_variable(progress: _Progress, h5file: h5netcdf.File) -> tuple[str | No
 
     best: tuple[str | None, xr.Dataset, list[Candidate]] = (None, root, judged)
     unopenable: list[str] = []
+    undecodable: list[str] = []
     for path in groups:
         try:
             ds = _open_group(h5file, path)
+        except DecodeError as error:
+            undecodable.append(f"{path}: {error}")
+            continue
         except Exception as error:  # one odd group must not hide the others
             unopenable.append(f"{path}: {type(error).__name__}: {error}")
             continue
@@ -435,6 +455,8 @@ def _find_variable(progress: _Progress, h5file: h5netcdf.File) -> tuple[str | No
     where = f" in group {group}" if group else ""
     if any(c.lacks_xy for c in judged):
         result.fail(Reason.NO_XY_DIMENSIONS, f"no variable{where} has X/Y dimensions titiler-cmr recognises: {explain(judged)}")
+    elif undecodable:
+        result.fail(Reason.DECODE_ERROR, f"titiler-cmr cannot decode group {'; '.join(undecodable[:3])}")
     elif judged:
         result.fail(Reason.CANT_EXTRACT_VARIABLES, f"no variable{where} can be tiled: {explain(judged)}")
     elif unopenable:

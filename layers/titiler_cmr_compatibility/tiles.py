@@ -26,7 +26,11 @@ TILE = (0, 0, 0)  # x, y, z: the whole world, the tile every compatible collecti
 # with a stride keeps a 7,200 × 14,400 grid from being loaded whole (rio-tiler loads the
 # clipped array at native resolution before warping it).
 MAX_SOURCE_PIXELS = 2048
-GDAL_OPTIONS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
+# GDAL sizes its block cache at 5% of the machine's RAM (1.2 GB on a 24 GB host) the first time
+# it is used: a check's memory must not depend on the machine it runs on. 64 MB holds every
+# block a zoom-0 tile reads.
+GDAL_CACHE_MB = 64
+GDAL_OPTIONS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_CACHEMAX": GDAL_CACHE_MB * 2**20}  # bytes, to rasterio
 # What tile 0/0/0 of one variable may make HDF5 decompress. Every chunk a strided read touches is
 # inflated whole: a 10^6 x 10^6 variable in small chunks would mean terabytes from a 400 KB file.
 # Real products stay far below (the largest fixture needs ~60 MB).
@@ -130,8 +134,13 @@ def _label(ds: xr.Dataset, dim: str) -> str:
 
 
 def render_xarray(url: str, prepared: xr.Dataset, variable: str) -> bytes:
-    """titiler-xarray's Reader, handed the dataset we already opened instead of reopening it."""
+    """titiler-xarray's Reader, handed the dataset we already opened instead of reopening it.
+
+    The (strided, so bounded) data are read first: rioxarray deep-copies the array, and a lazy
+    array still tied to the open file cannot be copied ("cannot pickle 'module' object");
+    titiler-cmr's own arrays are dask arrays, which can."""
     try:
+        prepared = prepared.load()
         with XarrayReader(url, variable=variable, opener=lambda *_args, **_kwargs: prepared) as reader:
             x, y, z = TILE
             return render_png(reader.tile(x, y, z))

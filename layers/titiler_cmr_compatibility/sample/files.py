@@ -38,6 +38,7 @@ from .data import EARTHDATA_LOGIN_HTML
 
 __all__ = [
     "cog",
+    "group_grid_lon_lat",
     "gzip_file",
     "hdf4_signature",
     "hdfeos5_grid",
@@ -49,6 +50,7 @@ __all__ = [
     "netcdf4_swath",
     "striped_geotiff",
     "text_file",
+    "time_offset_grid",
     "truncated",
     "zip_archive",
 ]
@@ -208,6 +210,49 @@ def netcdf4_grid(
             var.attrs.update({"standard_name": standard, "units": units, "long_name": long_name})
             if first_var_scalar:
                 var.attrs["grid_mapping"] = "crs"
+    return path
+
+
+def time_offset_grid(directory: Path, name: str = "ssmis_like.nc") -> Path:
+    """An RSS SSMIS-like daily grid: packed int16 variables beside a time-offset variable
+    (`sst_dtime`, "hours since ...") listed first. Decoded as titiler-cmr decodes it, the offset
+    is datetime64, which titiler-cmr cannot render; the packed variables render."""
+    path = Path(directory) / name
+    with h5netcdf.File(path, "w") as root:
+        root.dimensions = {"time": 1, "lat": 90, "lon": 180}
+        times = root.create_variable("time", ("time",), "float64", data=np.array([0.0]))
+        times.attrs.update({"units": "days since 2020-01-01", "standard_name": "time", "axis": "T"})
+        lats, lons = _lat_lon(root, 90, 180)
+        offset = root.create_variable("sst_dtime", ("time", "lat", "lon"), "float32",
+                                      data=np.full((1, 90, 180), 5.5, "float32"))  # fmt: skip
+        offset.attrs.update({"units": "hours since 2020-01-01", "long_name": "time of observation"})
+        for index, variable in enumerate(("wind", "vapor", "rain")):
+            packed = np.round((_field(lats, lons, phase=0.1 * index) - 273.15) / 0.15).astype("int16")[None]
+            var = root.create_variable(variable, ("time", "lat", "lon"), "int16", data=packed, fillvalue=np.int16(-32768))
+            var.attrs.update({"scale_factor": 0.15, "add_offset": 0.0, "long_name": variable})
+    return path
+
+
+def group_grid_lon_lat(directory: Path, name: str = "imerg_like.nc", calendar: str = "julian") -> Path:
+    """A GPM IMERG-like file: data only in group `/Grid`, dimensions ordered (time, lon, lat),
+    a time in `calendar` with bounds, and `lat_bnds`/`lon_bnds`. titiler-cmr (without cftime)
+    cannot decode a julian time, so it renders only with decoding off."""
+    path = Path(directory) / name
+    with h5netcdf.File(path, "w") as root:
+        grid = root.create_group("Grid")
+        grid.dimensions = {"time": 1, "lon": 72, "lat": 36, "nv": 2}
+        times = grid.create_variable("time", ("time",), "int32", data=np.array([1600000000], "int32"))
+        times.attrs.update({"units": "seconds since 1970-01-01 00:00:00 UTC", "calendar": calendar,
+                            "standard_name": "time", "bounds": "time_bnds"})  # fmt: skip
+        grid.create_variable("time_bnds", ("time", "nv"), "int32", data=np.array([[1600000000, 1600001800]], "int32"))
+        lats, lons = _lat_lon(grid, 36, 72)
+        for coord, values, span in (("lat", lats, 5.0), ("lon", lons, 5.0)):
+            grid[coord].attrs["bounds"] = f"{coord}_bnds"
+            grid.create_variable(f"{coord}_bnds", (coord, "nv"), "float32",
+                                 data=np.stack([values - span / 2, values + span / 2], axis=1))  # fmt: skip
+        field = _field(lats, lons).T[None].astype("float32")  # (time, lon, lat)
+        precipitation = grid.create_variable("precipitation", ("time", "lon", "lat"), "float32", data=field)
+        precipitation.attrs.update({"units": "mm/hr", "long_name": "precipitation rate"})
     return path
 
 
