@@ -6,7 +6,9 @@ import json
 import time
 import tracemalloc
 
+import h5netcdf
 import h5py
+import numpy as np
 import pytest
 
 from titiler_cmr_compatibility.auth import EarthdataAuth
@@ -119,9 +121,27 @@ def test_packed_variable_renders(world, tmp_path):
 
 
 def test_several_time_steps_select_the_first(world, tmp_path):
+    """The link names the first time step, in the ISO form titiler-cmr's `sel` accepts."""
     result = check(world, world.publish(files.netcdf4_grid(tmp_path, time=3)))
     assert result.tiling_compatible, result.error_message
-    assert "sel=time%3D" in result.tiles_url or "sel=time=" in result.tiles_url
+    assert "sel=time%3D2024-10-11T12:00:00Z" in result.tiles_url  # files.FIRST_TIME
+
+
+def test_when_the_best_variable_fails_at_the_tile_the_next_is_tried(world, tmp_path):
+    """`broken` ranks first (science, larger grid) but its "lat" holds 100..400; titiler-cmr
+    1.1.2 fails on it (InvalidGeographicBounds) and renders `good`, and so does the check."""
+    path = tmp_path / "fallback.nc"
+    with h5netcdf.File(path, "w") as root:
+        root.dimensions = {"lat": 60, "lon": 120, "latitude": 30, "longitude": 60}
+        for name, low, high, size in (("lat", 100, 400, 60), ("lon", -170, 170, 120),
+                                      ("latitude", -80, 80, 30), ("longitude", -170, 170, 60)):  # fmt: skip
+            root.create_variable(name, (name,), "float32", data=np.linspace(low, high, size, dtype="float32"))
+        for name, dims, shape in (("broken", ("lat", "lon"), (60, 120)), ("good", ("latitude", "longitude"), (30, 60))):
+            variable = root.create_variable(name, dims, "float32", data=np.ones(shape, "float32"))
+            variable.attrs["standard_name"] = "sea_surface_temperature"
+    result = check(world, world.publish(path))
+    assert result.tiling_compatible and result.variable == "good", result.error_message
+    assert result.data_variables[0] == "broken"
 
 
 def test_data_only_in_a_group_is_tiled_with_that_group(world, tmp_path):
