@@ -127,6 +127,18 @@ def test_several_time_steps_select_the_first(world, tmp_path):
     assert "sel=time%3D2024-10-11T12:00:00Z" in result.tiles_url  # files.FIRST_TIME
 
 
+def test_a_selection_without_a_granule_time_is_refused_as_titiler_cmr_refuses_it(world, tmp_path):
+    """Its /xarray/tiles answers 400 to `sel` without `temporal`; a granule without temporal
+    extent gives no `temporal`. One time step needs no `sel` (squeezed), so it still renders."""
+    several = world.publish(files.netcdf4_grid(tmp_path, "three.nc", time=3))
+    one = world.publish(files.netcdf4_grid(tmp_path, "one.nc", time=1))
+    for concept_id in (several, one):
+        world.cmr.granules[concept_id][0]["umm"].pop("TemporalExtent")
+    refused = check(world, several)
+    assert refused.incompatible_reason is Reason.TILE_GENERATION_FAILED and "'temporal' parameter" in refused.error_message
+    assert check(world, one).tiling_compatible
+
+
 def test_when_the_best_variable_fails_at_the_tile_the_next_is_tried(world, tmp_path):
     """`broken` ranks first (science, larger grid) but its "lat" holds 100..400; titiler-cmr
     1.1.2 fails on it (InvalidGeographicBounds) and renders `good`, and so does the check."""

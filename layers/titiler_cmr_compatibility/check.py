@@ -375,6 +375,13 @@ def _check_xarray(progress: _Progress, remote: RemoteFile, temporal, settings: S
                     break  # the data host failed, not the variable: another one will not help
                 continue
             result.variable = candidate.name
+            if selectors and not temporal[0]:
+                result.fail(Reason.TILE_GENERATION_FAILED,
+                            f"{candidate.name} renders with sel {', '.join(selectors)}, but titiler-cmr's "
+                            "/xarray/tiles answers 400 (\"A 'temporal' parameter is required\") to a sel "
+                            "without temporal, and the granule has no temporal extent: titiler-cmr would tile "
+                            "it if it accepted sel without temporal")  # fmt: skip
+                return
             url = tiles_url(settings.titiler_endpoint, Backend.XARRAY, result.collection_concept_id, temporal,
                             variable=candidate.name, group=group, selectors=selectors)  # fmt: skip
             _compatible(progress, url)
