@@ -136,6 +136,7 @@ def test_a_selection_without_a_granule_time_is_refused_as_titiler_cmr_refuses_it
         world.cmr.granules[concept_id][0]["umm"].pop("TemporalExtent")
     refused = check(world, several)
     assert refused.incompatible_reason is Reason.TILE_GENERATION_FAILED and "'temporal' parameter" in refused.error_message
+    assert refused.titiler_cmr_blocker == "sel without temporal"
     assert check(world, one).tiling_compatible
 
 
@@ -274,6 +275,7 @@ def test_titiler_cmrs_rasterio_reader_takes_only_its_extensions(world, tmp_path,
     if not renders:
         assert result.incompatible_reason is Reason.UNSUPPORTED_FORMAT
         assert "rio-tiler renders this file" in result.error_message
+        assert result.titiler_cmr_blocker == (f"the extension {name[3:]!r}" if "." in name else "links without an extension")
 
 
 def test_generated_cog_reads_at_most_a_tenth(world, tmp_path):

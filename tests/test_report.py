@@ -114,3 +114,14 @@ def test_empty_report_exports_and_unknown_format_is_refused():
     assert pq.read_table(io.BytesIO(export_bytes({}, ".parquet"))).num_rows == 0
     with pytest.raises(ValueError, match="unknown export format"):
         export_bytes({}, ".xlsx")
+
+
+def test_the_summary_counts_what_each_titiler_cmr_fix_would_unlock():
+    rows = {
+        f"C{number}-TEST": {"collection_concept_id": f"C{number}-TEST", "tiling_compatible": False,
+                            "incompatible_reason": "unsupported_format", "titiler_cmr_blocker": blocker}
+        for number, blocker in enumerate(["the extension '.TIF'", "the extension '.TIF'", "sel without temporal", None])
+    }
+    by_blocker = summarize(rows)["by_titiler_cmr_blocker"]
+    assert by_blocker["the extension '.TIF'"] == {"collections": 2, "compatible": 0}
+    assert by_blocker["sel without temporal"]["collections"] == 1

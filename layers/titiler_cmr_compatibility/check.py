@@ -342,6 +342,7 @@ def _check_rasterio(progress: _Progress, remote: RemoteFile, temporal, settings:
     result.data_variables = bands
     refused = rasterio_extension_refused(remote.url)
     if refused is not None:  # its engines render it; titiler-cmr's reader never opens it
+        result.titiler_cmr_blocker = f"the extension {refused!r}" if refused else "links without an extension"
         result.fail(Reason.UNSUPPORTED_FORMAT,
                     f"titiler-cmr's rasterio reader accepts only links ending {', '.join(RASTERIO_EXTENSIONS)} "
                     f"(case-sensitive), not {refused or 'no extension'!r}; rio-tiler renders this file, so "
@@ -376,6 +377,7 @@ def _check_xarray(progress: _Progress, remote: RemoteFile, temporal, settings: S
                 continue
             result.variable = candidate.name
             if selectors and not temporal[0]:
+                result.titiler_cmr_blocker = "sel without temporal"
                 result.fail(Reason.TILE_GENERATION_FAILED,
                             f"{candidate.name} renders with sel {', '.join(selectors)}, but titiler-cmr's "
                             "/xarray/tiles answers 400 (\"A 'temporal' parameter is required\") to a sel "

@@ -26,6 +26,7 @@ SUMMARY_DIMENSIONS = {
     "data_center": "by_daac",
     "format_family": "by_format",
     "processing_level": "by_processing_level",
+    "titiler_cmr_blocker": "by_titiler_cmr_blocker",
 }
 EXPORT_FORMATS = (".json", ".csv", ".parquet")
 # Columns holding lists or mappings: JSON text in CSV and Parquet (as the predecessor's table had).

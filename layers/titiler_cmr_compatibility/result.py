@@ -73,6 +73,9 @@ class CheckResult(BaseModel):
     data_requests: int | None = None  # range requests to the data host
     cmr_requests: int | None = None
     file_size: int | None = None
+    # What titiler-cmr itself would have to accept for its engines' rendering of this file to
+    # reach a user (e.g. "the extension '.TIF'"): the report counts collections per such fix.
+    titiler_cmr_blocker: str | None = None
     engine_versions: dict[str, str] = Field(default_factory=dict)
 
     def fail(self, reason: Reason, message: str) -> CheckResult:
