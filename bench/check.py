@@ -173,6 +173,7 @@ def build_cases(world: World, work: Path, quick: bool) -> list[Case]:
         ("netCDF-4 SSMIS-like, time offset first", files.time_offset_grid(work)),
         ("netCDF-4 IMERG-like /Grid, julian time", files.group_grid_lon_lat(work)),
         ("netCDF-4 IMERG-like /Grid, standard time", files.group_grid_lon_lat(work, "imerg_std.nc", "standard")),
+        ("GeoTIFF 256x256 in an unnamed TM", files.scaled_local_projection_tiff(work)),
     ]
     generated += [(f"real: {entry['file'][:36]}", fixtures_dir() / "real" / entry["file"]) for entry in load_real_files()]
     for name, path in generated:

@@ -278,6 +278,14 @@ def test_titiler_cmrs_rasterio_reader_takes_only_its_extensions(world, tmp_path,
         assert result.titiler_cmr_blocker == (f"the extension {name[3:]!r}" if "." in name else "links without an extension")
 
 
+def test_a_check_in_a_local_projection_renders_within_its_memory_bound(world, tmp_path):
+    """Tile 0/0/0 of a small file in an unnamed Transverse Mercator warps the world at the
+    file's resolution through GDAL's block cache. Sized by the host's RAM, the cache took the
+    check past its memory budget (a wrong tile_generation_failed); bounded, it renders."""
+    result = check(world, world.publish(files.scaled_local_projection_tiff(tmp_path), formats=("GeoTIFF",)))
+    assert result.tiling_compatible, result.error_message
+
+
 def test_generated_cog_reads_at_most_a_tenth(world, tmp_path):
     result = check(world, world.publish(files.cog(tmp_path)))
     assert result.tiling_compatible, result.error_message

@@ -48,6 +48,7 @@ __all__ = [
     "netcdf4_grid",
     "netcdf4_mixed_groups",
     "netcdf4_swath",
+    "scaled_local_projection_tiff",
     "striped_geotiff",
     "text_file",
     "time_offset_grid",
@@ -540,6 +541,31 @@ def cog(directory: Path, name: str = "cog.tif", size: int = 2048) -> Path:
             OVERVIEWS="AUTO",
             OVERVIEW_RESAMPLING=Resampling.average.name.upper(),
         )
+    return path
+
+
+# An unnamed Transverse Mercator on an unnamed ellipsoid, as in rio-tiler's `cog_scale.tif`.
+_UNNAMED_TRANSVERSE_MERCATOR = (
+    'PROJCS["unnamed",GEOGCS["unnamed ellipse",DATUM["unknown",SPHEROID["unnamed",6378137,298.257223563]],'
+    'PRIMEM["Greenwich",0],UNIT["degree",0.0174532925199433]],PROJECTION["Transverse_Mercator"],'
+    'PARAMETER["latitude_of_origin",0],PARAMETER["central_meridian",-75],PARAMETER["scale_factor",0.9996],'
+    'PARAMETER["false_easting",500000],PARAMETER["false_northing",0],UNIT["metre",1]]'
+)
+
+
+def scaled_local_projection_tiff(directory: Path, name: str = "scaled_tm.tif", pixel: float = 2000.0) -> Path:
+    """256 x 256, two int16 bands with per-band scale/offset, in an unnamed projected CRS and no
+    overviews. Tile 0/0/0 warps the whole world at the file's own resolution through GDAL's
+    block cache: with GDAL's default cache (5% of the host's RAM) a read takes ~1.8 GB here."""
+    path = Path(directory) / name
+    profile = {"driver": "GTiff", "width": 256, "height": 256, "count": 2, "dtype": "int16", "nodata": -9999,
+               "crs": CRS.from_wkt(_UNNAMED_TRANSVERSE_MERCATOR), "transform": from_bounds(
+                   400_000, 4_000_000 - 256 * pixel, 400_000 + 256 * pixel, 4_000_000, 256, 256),
+               "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate"}  # fmt: skip
+    rows, cols = np.mgrid[0:256, 0:256]
+    with rasterio.open(path, "w", **profile) as dataset:
+        dataset.write(np.stack([rows * 3 + cols, rows + cols * 3]).astype("int16"))
+        dataset.scales, dataset.offsets = (0.0001, 0.001), (1000.0, 2000.0)
     return path
 
 
