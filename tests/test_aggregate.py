@@ -349,6 +349,7 @@ def test_concurrent_aggregators_lose_nothing(aws_env):
     # the same (absent) report, whatever the threads' timing. Later rounds race as they come.
     first_reads = threading.Barrier(AGGREGATORS, timeout=60)
     log = StatsLog()
+    redelivered: list[int] = []
 
     def aggregator() -> None:
         storage = open_storage(wired.location)  # its own client, as another Lambda would have
@@ -367,7 +368,10 @@ def test_concurrent_aggregators_lose_nothing(aws_env):
             except queue.Empty:
                 return
             answer = handle_sqs_event(sqs_event(batch), storage, None, logger=log)
-            assert answer == {"batchItemFailures": []}
+            failed = {failure["itemIdentifier"] for failure in answer["batchItemFailures"]}
+            if failed:  # every write of the report lost a race (a loaded machine): SQS redelivers
+                redelivered.append(len(failed))
+                batches.put([message for message in batch if message["MessageId"] in failed])
 
     with atomic_s3_put(), ThreadPoolExecutor(AGGREGATORS) as pool:
         for future in [pool.submit(aggregator) for _ in range(AGGREGATORS)]:
