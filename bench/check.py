@@ -178,10 +178,9 @@ def build_cases(world: World, work: Path, quick: bool) -> list[Case]:
     generated += [(f"real: {entry['file'][:36]}", fixtures_dir() / "real" / entry["file"]) for entry in load_real_files()]
     for name, path in generated:
         concept_id = world.publish(path)
-        url_path = world.cmr.granules[concept_id][0]["umm"]["RelatedUrls"][0]["URL"][len(world.data.url):]
-        cases.append(Case(name, concept_id, url_path, path))
+        cases.append(Case(name, concept_id, world.data_path(concept_id), path))
     concept_id = world.publish(files.netcdf4_grid(work, "hang.nc"))
-    hang_path = world.cmr.granules[concept_id][0]["umm"]["RelatedUrls"][0]["URL"][len(world.data.url):]
+    hang_path = world.data_path(concept_id)
     world.data.hang(hang_path)
     cases.append(Case("hanging host, timeout 10 s", concept_id, hang_path, None, {"timeout": 10}))
     return cases

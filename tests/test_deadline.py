@@ -28,8 +28,8 @@ def test_a_read_from_a_stalled_host_ends_at_the_checks_deadline_not_the_request_
     sandbox would stop the process (the reads run in a forked child: obstore's runtime must
     never start in a process that forks checks)."""
     concept_id = world.publish(files.netcdf4_grid(tmp_path))
-    url = world.cmr.granules[concept_id][0]["umm"]["RelatedUrls"][0]["URL"]
-    world.data.hang(url.removeprefix(world.data.url))
+    world.data.hang(world.data_path(concept_id))
+    url = world.data.url_for(world.data_path(concept_id))
     settings = world.settings(data_request_timeout=30)
 
     def read(_report):

@@ -85,6 +85,10 @@ class World:
         self.cmr.granules[concept_id] = granules
         return concept_id
 
+    def data_path(self, concept_id: str) -> str:
+        """The URL path (on the data host) of a published collection's granule file."""
+        return self.cmr.granules[concept_id][0]["umm"]["RelatedUrls"][0]["URL"].removeprefix(self.data.url)
+
     def add_fixture_collection(self, concept_id: str) -> dict:
         """A real collection record and its real granules, https links pointed at the data server."""
         record = load_fixture_collections([concept_id])[0]
