@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -108,6 +111,30 @@ def test_survey_run_status_query_download(world, tmp_path, monkeypatch, capsys):
     import pyarrow.parquet as pq
 
     assert sorted(pq.read_table(tmp_path / "out.parquet").column("collection_concept_id").to_pylist()) == sorted(ids)
+
+    assert main(["survey", "download", "--store", store, "--run", "2026-11", "--output-file", str(tmp_path / "page.html")]) == 0
+    assert "wrote 3 rows" in capsys.readouterr().out
+    assert all(concept_id.encode() in (tmp_path / "page.html").read_bytes() for concept_id in ids)
+    datasets = tmp_path / "compatible_datasets.csv"
+    assert main(["survey", "download", "--store", store, "--run", "2026-11", "--output-file", str(datasets), "--compatible-datasets"]) == 0
+    assert "wrote 2 rows" in capsys.readouterr().out
+    assert sorted(line.split(",")[0] for line in datasets.read_text().splitlines()[1:]) == sorted(ids[:2])
+
+    # What changed since a table where the ASCII collection was compatible and a grid was not listed.
+    earlier = tmp_path / "earlier.csv"
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "out.csv").read_text())))
+    rows = [{**row, "tiling_compatible": "True"} if row["collection_concept_id"] == ids[2] else row for row in rows if row["collection_concept_id"] != ids[0]]
+    with earlier.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    assert main(["survey", "diff", str(earlier), "2026-11", "--store", store, "--output-file", str(tmp_path / "changes.csv")]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"regressed\s+1\b", out) and re.search(r"appeared\s+1\b", out) and re.search(r"became compatible\s+0\b", out)
+    changes = list(csv.DictReader((tmp_path / "changes.csv").open()))
+    assert {(change["kind"], change["id"]) for change in changes} == {("regressed", ids[2]), ("appeared", ids[0])}
+    assert main(["survey", "diff", "2026-10", "2026-11", "--store", store]) == 2
+    assert "2026-10: neither a report file nor a run with a report" in capsys.readouterr().err
 
 
 def test_survey_setup_twice_and_a_second_run_id_do_not_mix(world, tmp_path, monkeypatch, capsys):

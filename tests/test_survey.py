@@ -17,6 +17,8 @@ import lithops.constants
 import pytest
 
 from titiler_cmr_compatibility.cmr import CMRClient
+from titiler_cmr_compatibility.diff import read_table
+from titiler_cmr_compatibility.report import COMPATIBLE_KEYS
 from titiler_cmr_compatibility.result import Reason
 from titiler_cmr_compatibility.sample import files
 from titiler_cmr_compatibility.sample.cmr import make_collection
@@ -25,11 +27,12 @@ from titiler_cmr_compatibility.survey import (GIVEN_UP, MARKER, RESULT, SetupDea
                                              lithops_executor)  # fmt: skip
 from titiler_cmr_compatibility.survey import worker_settings as survey_worker_settings
 from tests.support.aws import FlakyS3, moto_server, point_boto3_at, s3_client
-from tests.support.fixtures import load_fixture_collections
+from tests.support.fixtures import fixtures_dir, load_fixture_collections
 from tests.support.workers import (CRASH_MARK, LATE_MARK, LATE_SECONDS, crash_always, crash_first_attempt,
                                    hang_in_check, start_late_once)  # fmt: skip
 
 RUN = "2026-11"
+PREDECESSOR = fixtures_dir() / "survey" / "tiling_results-11-24-2025.parquet"
 WITH_DATA = ["C2036881735-POCLOUD", "C2021957657-LPCLOUD", "C2623694361-GES_DISC"]
 WITH_GRANULES = ["C2077042612-POCLOUD", "C2532426483-ORNL_CLOUD", "C2270392799-POCLOUD", "C1598621093-GES_DISC"]
 
@@ -185,9 +188,23 @@ def test_full_local_survey(populated, tmp_path):
     survey = _full_survey(populated, open_storage(tmp_path / "store"))
     report = _assert_complete(survey, populated)
     assert report["summary"]["by_reason"]["no_granule_found"]["collections"] == 20
-    assert sum(1 for row in report["rows"].values() if row["tiling_compatible"]) >= 3
-    for extension in ("json", "csv", "parquet"):
-        assert (tmp_path / "store" / RUN / "report" / f"report.{extension}").stat().st_size > 0
+    compatible = sorted(cid for cid, row in report["rows"].items() if row["tiling_compatible"])
+    assert len(compatible) >= 3
+    for name in ("report.json", "report.csv", "report.parquet", "report.html"):
+        assert (tmp_path / "store" / RUN / "report" / name).stat().st_size > 0
+    table = (tmp_path / "store" / RUN / "report" / "compatible_datasets.csv").read_text().splitlines()
+    assert table[0] == ",".join(COMPATIBLE_KEYS) and sorted(line.split(",")[0] for line in table[1:]) == compatible
+
+    # Against the earlier survey. GAMSSA: it tried the scalar `crs` and said no_xy_dimensions;
+    # this one tiles analysed_sst. The comparison is kept for the run's later pages.
+    survey.compile_report(compare_with=[PREDECESSOR])
+    changes = json.loads((tmp_path / "store" / RUN / "report" / "changes.json").read_bytes())
+    assert [change["against"] for change in changes] == [PREDECESSOR.name]
+    entries = {entry["id"]: entry for entry in changes[0]["entries"]}
+    gamssa = entries["C2036881735-POCLOUD"]
+    assert gamssa["kind"] == "became_compatible" and "variable 'crs' was tried" in gamssa["why"]
+    assert changes[0]["both"] == len(set(read_table(PREDECESSOR)) & survey.scan().results)
+    assert PREDECESSOR.name.encode() in (tmp_path / "store" / RUN / "report" / "report.html").read_bytes()
 
 
 def test_full_survey_in_s3(populated, monkeypatch):
@@ -197,7 +214,8 @@ def test_full_survey_in_s3(populated, monkeypatch):
         survey = _full_survey(populated, open_storage("s3://survey/compat"))
         _assert_complete(survey, populated)
         keys = [o["Key"] for o in s3_client(endpoint).list_objects_v2(Bucket="survey", Prefix=f"compat/{RUN}/report/")["Contents"]]
-        assert sorted(keys) == [f"compat/{RUN}/report/report.{ext}" for ext in ("csv", "json", "parquet")]
+        assert sorted(keys) == [f"compat/{RUN}/report/{name}" for name in
+                                ("compatible_datasets.csv", "report.csv", "report.html", "report.json", "report.parquet")]
 
 
 @pytest.mark.parametrize("store_kind", ["local", "s3"])

@@ -58,8 +58,9 @@ SURVEY_PHASES = {
     "reprocess": "check pending collections again, or those with --reason R",
     "status": "totals, done, pending, attempts and counts by reason",
     "query": "concept ids by compatibility and/or reason",
-    "report": "compile the report from every result (JSON, CSV, Parquet in the store)",
-    "download": "write the report to --output-file (.json, .csv or .parquet)",
+    "report": "compile the report from every result (JSON, CSV, Parquet and the page report.html in the store)",
+    "download": "write the report to --output-file (.json, .csv, .parquet or .html)",
+    "diff": "compare two runs or report files: became compatible, regressed, changed reason, (dis)appeared",
 }
 DEFAULT_STORE = "survey-output"
 
@@ -109,8 +110,18 @@ def _add_survey_arguments(parser: argparse.ArgumentParser, phase: str) -> None:
     if phase == "query":
         parser.add_argument("--tiling-compatible", type=_true_false, help="true or false")
         parser.add_argument("--reason", help="an incompatible_reason value")
+    if phase == "report":
+        parser.add_argument("--compare-with", action="append", default=[], metavar="RUN_OR_FILE",
+                            help="show what changed since this run of the store or report file, e.g. the earlier "
+                                 "survey's tiling_results parquet (repeatable; kept for the run's later pages)")  # fmt: skip
     if phase == "download":
-        parser.add_argument("--output-file", type=Path, required=True, help="report file: .json, .csv or .parquet")
+        parser.add_argument("--output-file", type=Path, required=True, help="report file: .json, .csv, .parquet or .html")
+        parser.add_argument("--compatible-datasets", action="store_true",
+                            help="write compatible_datasets.csv instead: the parameters titiler-cmr needs per compatible collection")  # fmt: skip
+    if phase == "diff":
+        parser.add_argument("before", help="the earlier survey: a run id of --store, or a report file (.json, .csv, .parquet)")
+        parser.add_argument("now", help="the later survey: a run id of --store, or a report file")
+        parser.add_argument("--output-file", type=Path, help="write every change to this .csv or .json file")
 
 
 def _survey(args: argparse.Namespace):
@@ -171,7 +182,7 @@ def _phase_checks(survey, args: argparse.Namespace, settings: Settings) -> None:
     """run, process and reprocess: waves of Lithops calls."""
     if args.phase == "run":
         _setup(survey, args, settings)
-    from .survey import worker_settings
+    from .survey import PAGE, worker_settings
 
     values = worker_settings(settings)
     # Leaving the executor stops local job processes still running (calls given up on).
@@ -194,6 +205,7 @@ def _phase_checks(survey, args: argparse.Namespace, settings: Settings) -> None:
     _print_status(survey)
     if args.phase == "run":
         print(f"report: {survey.storage.location}/{survey.run}/report/report.json (+ .csv, .parquet)")
+        print(f"page: {survey.storage.location}/{survey.run}/{PAGE}")
 
 
 def _phase_status(survey, args: argparse.Namespace, settings: Settings) -> None:
@@ -209,20 +221,44 @@ def _phase_query(survey, args: argparse.Namespace, settings: Settings) -> None:
 
 
 def _phase_report(survey, args: argparse.Namespace, settings: Settings) -> None:
-    report, written = survey.compile_report()
+    from .survey import PAGE
+
+    report, written = survey.compile_report(compare_with=args.compare_with)
     summary_ = report["summary"]
     print(f"report: {summary_['collections']:,} collections, {summary_['compatible']:,} compatible; "
           f"{written:,} bytes written to {survey.storage.location}/{survey.run}/report/")  # fmt: skip
+    print(f"page: {survey.storage.location}/{survey.run}/{PAGE}")
 
 
 def _phase_download(survey, args: argparse.Namespace, settings: Settings) -> None:
-    from .report import EXPORT_FORMATS, export_file
+    from .page import build_page
+    from .report import EXPORT_FORMATS, compatible_datasets, export_bytes
 
-    if args.output_file.suffix.lower() not in EXPORT_FORMATS:
-        raise SurveyInputError(f"--output-file must end in {', '.join(EXPORT_FORMATS)}")
+    extension = args.output_file.suffix.lower()
+    allowed = (".csv",) if args.compatible_datasets else (*EXPORT_FORMATS, ".html")
+    if extension not in allowed:
+        raise SurveyInputError(f"--output-file must end in {', '.join(allowed)}")
     report = survey.load_report() or survey.compile_report()[0]
-    size = export_file(report["rows"], args.output_file)
-    print(f"wrote {len(report['rows']):,} rows ({size:,} bytes) to {args.output_file}")
+    rows = report["rows"]
+    if args.compatible_datasets:
+        body, count = compatible_datasets(rows), sum(1 for row in rows.values() if row.get("tiling_compatible"))
+    else:
+        body, count = build_page(report, survey.page_context()) if extension == ".html" else export_bytes(rows, extension), len(rows)
+    args.output_file.parent.mkdir(parents=True, exist_ok=True)
+    args.output_file.write_bytes(body)
+    print(f"wrote {count:,} rows ({len(body):,} bytes) to {args.output_file}")
+
+
+def _phase_diff(survey, args: argparse.Namespace, settings: Settings) -> None:
+    from .diff import compare, summary_lines, write_changes
+    from .survey import rows_of
+
+    (before, before_name), (now, now_name) = rows_of(survey.storage, args.before), rows_of(survey.storage, args.now)
+    comparison = compare(before, now, before_name)
+    print(f"{now_name} " + "\n".join(summary_lines(comparison)))
+    if args.output_file:
+        write_changes(comparison, args.output_file)
+        print(f"wrote {len(comparison.changes):,} changes to {args.output_file}")
 
 
 _PHASE_HANDLERS = {
@@ -234,6 +270,7 @@ _PHASE_HANDLERS = {
     "query": _phase_query,
     "report": _phase_report,
     "download": _phase_download,
+    "diff": _phase_diff,
 }
 
 

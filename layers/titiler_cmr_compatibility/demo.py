@@ -13,7 +13,7 @@ from pathlib import Path
 from .cmr import CMRClient
 from .settings import Settings
 from .storage import open_storage
-from .survey import Survey, lithops_executor
+from .survey import PAGE, Survey, lithops_executor
 
 DEMO_RUN = "demo"
 NO_CREDENTIALS = {
@@ -41,7 +41,7 @@ def run_demo(directory: Path) -> int:
         settings = Settings(_env_file=None, **values)
         survey = Survey(open_storage(store), DEMO_RUN)
         cmr = CMRClient(settings)
-        stats = survey.setup(cmr.search_collections(providers=cmr.eosdis_providers()))
+        stats = survey.setup(cmr.search_collections(providers=cmr.eosdis_providers()), manifest={"cmr_url": servers.cmr_url})
         print(f"setup: {stats.created} markers from the sample CMR at {servers.cmr_url}")
         with lithops_executor("localhost") as executor:
             survey.run_loop(executor, values,
@@ -57,6 +57,7 @@ def run_demo(directory: Path) -> int:
     summary = report["summary"]
     print(f"\n{summary['collections']} sample collections, {summary['compatible']} compatible; "
           f"{matches} of {len(catalog.expected)} as expected.")  # fmt: skip
-    print(f"report: {store / DEMO_RUN / 'report' / 'report.json'} (+ report.csv, report.parquet)")
+    print(f"report: {store / DEMO_RUN / 'report' / 'report.json'} (+ report.csv, report.parquet, compatible_datasets.csv)")
+    print(f"page:   {store / DEMO_RUN / PAGE}  (open it in a browser: it needs no network)")
     print(f"try:    titiler-cmr-compat survey status --store {store} --run {DEMO_RUN}")
     return 0 if matches == len(catalog.expected) else 1

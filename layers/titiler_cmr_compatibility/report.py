@@ -29,8 +29,11 @@ SUMMARY_DIMENSIONS = {
     "titiler_cmr_blocker": "by_titiler_cmr_blocker",
 }
 EXPORT_FORMATS = (".json", ".csv", ".parquet")
-# Columns holding lists or mappings: JSON text in CSV and Parquet (as the predecessor's table had).
-_JSON_COLUMNS = ("data_variables", "groups", "engine_versions")
+# The tables' columns: every field but the thumbnail, which is for the page (report.html).
+TABLE_KEYS = [key for key in REPORT_KEYS if key != "thumbnail"]
+# compatible_datasets.csv: what a titiler-cmr user needs to show each compatible collection.
+COMPATIBLE_KEYS = ["collection_concept_id", "collection_short_name_and_version", "data_center", "backend",
+                   "variable", "group", "sel", "rescale", "tiles_url"]  # fmt: skip
 
 
 def _order(record: dict[str, Any]) -> tuple[str, str]:
@@ -85,24 +88,31 @@ def dump_report(report: dict[str, Any]) -> bytes:
     return json.dumps(report, separators=(",", ":"), default=str).encode()
 
 
-def _flat(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        key: (json.dumps(row.get(key)) if key in _JSON_COLUMNS and row.get(key) is not None else row.get(key))
-        for key in REPORT_KEYS
-    }
+def _flat(row: dict[str, Any], keys: list[str] = TABLE_KEYS) -> dict[str, Any]:
+    """A row for a table: lists and mappings as JSON text (as the predecessor's table had)."""
+    return {key: json.dumps(row[key]) if isinstance(row.get(key), list | dict) else row.get(key) for key in keys}
+
+
+def _csv(records: Iterable[dict[str, Any]], keys: list[str]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(_flat(record, keys) for record in records)
+    return buffer.getvalue().encode()
+
+
+def compatible_datasets(rows: dict[str, dict]) -> bytes:
+    """compatible_datasets.csv: one row per compatible collection, by concept id."""
+    return _csv((rows[key] for key in sorted(rows) if rows[key].get("tiling_compatible")), COMPATIBLE_KEYS)
 
 
 def export_bytes(rows: dict[str, dict], extension: str) -> bytes:
     """The rows as `.json` (a list of records), `.csv` or `.parquet`."""
     ordered = [rows[key] for key in sorted(rows)]
     if extension == ".json":
-        return json.dumps(ordered, indent=1, default=str).encode()
+        return json.dumps([{key: row.get(key) for key in TABLE_KEYS} for row in ordered], indent=1, default=str).encode()
     if extension == ".csv":
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=REPORT_KEYS)
-        writer.writeheader()
-        writer.writerows(_flat(row) for row in ordered)
-        return buffer.getvalue().encode()
+        return _csv(ordered, TABLE_KEYS)
     if extension == ".parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -111,7 +121,7 @@ def export_bytes(rows: dict[str, dict], extension: str) -> bytes:
         for row in ordered:
             for key, value in _flat(row).items():
                 columns[key].append(value)
-        table = pa.table({key: columns[key] for key in REPORT_KEYS})
+        table = pa.table({key: columns[key] for key in TABLE_KEYS})
         sink = io.BytesIO()
         pq.write_table(table, sink, compression="snappy")
         return sink.getvalue()

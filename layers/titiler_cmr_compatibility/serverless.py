@@ -203,9 +203,8 @@ def progress_step(event: dict[str, Any], settings: Settings, clock: Callable[[],
 
 def finalize_step(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Terminal results for what is still pending, merged into the report, which is then
-    written as CSV and Parquet beside report.json."""
+    written with its views (CSV, Parquet, the page, compatible datasets) beside report.json."""
     from .aggregate import aggregate
-    from .report import export_bytes
     from .survey import RESULT
 
     survey = _survey(settings, event)
@@ -222,11 +221,10 @@ def finalize_step(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     report = survey.load_report()
     if report is None:
         # Seen only with moto, whose replace of a key can briefly read as missing while the
-        # aggregator writes it: rebuild the report (all three files) from the results.
+        # aggregator writes it: rebuild the report (and its views) from the results.
         report, _ = survey.compile_report()
     else:
-        for extension in (".csv", ".parquet"):
-            survey.storage.write(f"{survey.run}/report/report{extension}", export_bytes(report["rows"], extension))
+        survey.write_views(report, collections=len(scan.markers))
     summary = report["summary"]
     return {
         "run": survey.run,

@@ -3,6 +3,7 @@
 The storage layout (local directory or S3, same keys; `<run>` is the run id, e.g. `2026-11`):
 
     <run>/survey.json                              how the run was set up (first setup wins)
+    <run>/setup.json                               the latest setup: how many collections it covers
     <run>/collections/<concept-id>/.marker         the compact collection record the check needs
     <run>/collections/<concept-id>/result.json     the current result
     <run>/collections/<concept-id>/attempts/<n>.json   attempt n: its wave and call, written when
@@ -16,6 +17,9 @@ The storage layout (local directory or S3, same keys; `<run>` is the run id, e.g
     <run>/waves/<wave>/done/<call>                 call <call> finished its batch
     <run>/report/report.json                       the compiled report: {"summary", "rows"}
     <run>/report/report.csv, report.parquet        the same rows as tables
+    <run>/report/report.html                       the page: headline, charts, every row, changes
+    <run>/report/compatible_datasets.csv           what a titiler-cmr user needs per compatible one
+    <run>/report/changes.json                      comparisons with other runs or tables (diff.py)
 
 The layout, not Lithops futures, is the source of truth: a collection is pending while it has
 a marker and no result, so a killed survey resumes by running again with the same run id. An
@@ -58,6 +62,10 @@ log = logging.getLogger(__name__)
 MARKER = ".marker"
 RESULT = "result.json"
 REPORT = "report/report.json"
+PAGE = "report/report.html"
+CHANGES = "report/changes.json"
+COMPATIBLE = "report/compatible_datasets.csv"
+SETUP = "setup.json"
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_BATCH_SIZE = 4  # collections per Lithops call
 # Calls per map(). With Lithops' remote invoker a map() is one Lambda Invoke, and each call adds
@@ -311,6 +319,9 @@ class Survey:
         writing = time.monotonic()
         created = sum(self._each(write, new.values()))
         stats.created += created
+        # The survey's size as of this setup, for pages made where no listing is affordable.
+        self.storage.write(f"{self.run}/{SETUP}", json.dumps(
+            {"collections": len(existing) + len(new), "written_at": _now(), **(manifest or {})}).encode())
         stats.existing += len(new) - created  # written meanwhile by another setup
         stats.writing_seconds = time.monotonic() - writing
         stats.seconds = time.monotonic() - started
@@ -586,25 +597,68 @@ class Survey:
 
     # The report
 
-    def compile_report(self) -> tuple[dict[str, Any], int]:
-        """Rebuild the report from every result.json; write JSON, CSV and Parquet. Returns the
-        report and the bytes written."""
-        from .report import dump_report, export_bytes, merge_rows, new_report
+    def compile_report(self, compare_with: Sequence[str | Path] = ()) -> tuple[dict[str, Any], int]:
+        """Rebuild the report from every result.json and write it with all its views (tables,
+        page, compatible datasets); first compare it with `compare_with` (runs of this store or
+        report files), if given, for the page's changes. Returns the report and bytes written."""
+        from .report import dump_report, merge_rows, new_report
 
         scan = self.scan()
         report = new_report(self.run)
         merge_rows(report["rows"], self.read_results(sorted(scan.results)))
         body = dump_report(report)
-        written = len(body)
         self.storage.write(f"{self.run}/{REPORT}", body)
-        for extension in (".csv", ".parquet"):
-            export = export_bytes(report["rows"], extension)
-            self.storage.write(f"{self.run}/report/report{extension}", export)
-            written += len(export)
-        return report, written
+        if compare_with:
+            changes = [self.compare(source, report["rows"]).as_dict() for source in compare_with]
+            self.storage.write(f"{self.run}/{CHANGES}", json.dumps(changes).encode())
+        return report, len(body) + self.write_views(report, collections=len(scan.markers))
+
+    def write_views(self, report: dict[str, Any], tables: bool = True, collections: int | None = None) -> int:
+        """Write the report's page and (with `tables`) its CSV, Parquet and compatible datasets
+        beside report.json; returns the bytes written."""
+        from .page import build_page
+        from .report import compatible_datasets, export_bytes
+
+        views = {PAGE: build_page(report, self.page_context(collections))}
+        if tables:
+            views |= {f"report/report{extension}": export_bytes(report["rows"], extension) for extension in (".csv", ".parquet")}
+            views[COMPATIBLE] = compatible_datasets(report["rows"])
+        for name, body in views.items():
+            self.storage.write(f"{self.run}/{name}", body)
+        return sum(len(body) for body in views.values())
+
+    def page_context(self, collections: int | None = None):
+        """What the page says beyond the rows: the survey's size (the latest setup's, unless
+        given), its CMR, and the stored comparisons."""
+        from .page import PageContext
+
+        setup = self.read_json(f"{self.run}/{SETUP}") or {}
+        return PageContext(collections=collections if collections is not None else setup.get("collections"),
+                           cmr_url=setup.get("cmr_url"), changes=self.read_json(f"{self.run}/{CHANGES}") or [])  # fmt: skip
+
+    def compare(self, source: str | Path, rows: dict[str, dict] | None = None):
+        """This run's rows (or `rows`) against `source`: a report file (.json/.csv/.parquet, e.g.
+        the earlier survey's table) or another run of this store."""
+        from .diff import compare
+
+        before, name = rows_of(self.storage, source)
+        return compare(before, rows if rows is not None else rows_of(self.storage, self.run)[0], name)
 
     def load_report(self) -> dict[str, Any] | None:
         return self.read_json(f"{self.run}/{REPORT}")
+
+
+def rows_of(storage: Storage, source: str | Path) -> tuple[dict[str, dict], str]:
+    """The report rows of `source` (a report file, or a run of `storage`) and how to name it."""
+    from .diff import read_table
+
+    path = Path(source)
+    if path.suffix.lower() in (".json", ".csv", ".parquet") and path.exists():
+        return read_table(path), path.name
+    report = Survey(storage, str(source)).load_report()
+    if report is None:
+        raise ValueError(f"{source}: neither a report file nor a run with a report in {storage.location}")
+    return report["rows"], f"run {source}"
 
 
 def _result_from_marker(info: CollectionInfo) -> CheckResult:
