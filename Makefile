@@ -62,6 +62,7 @@ bench: $(BIN)/titiler-cmr-compat
 	$(BIN)/python bench/check.py
 	$(BIN)/python bench/storage.py
 	$(BIN)/python bench/survey.py
+	$(BIN)/python bench/report.py
 
 ## Hostile hosts, files and records: a table per class of cases, wall time, peak RSS, secrets found
 ## and results lost (about 3 minutes).

@@ -50,6 +50,10 @@ def test_survey_succeeds_and_the_aggregator_builds_the_report(world, tmp_path, m
         scan = survey.scan()
         assert scan.markers == scan.results == set(ids)
         assert json.loads(survey.storage.read(survey.key(ids[0], RESULT)))["tiling_compatible"] is True
+        # Finalize wrote the page and the compatible datasets with the report.
+        page = survey.storage.read("sfn-1/report/report.html")
+        assert all(concept_id.encode() in page for concept_id in ids) and b'"collections":3' in page
+        assert ids[0] in survey.storage.read("sfn-1/report/compatible_datasets.csv").decode()
         assert aws.drain_into_aggregator() >= 3  # one event per result.json, maybe more (redelivery-safe)
         report = survey.load_report()
         assert set(report["rows"]) == set(ids)
