@@ -9,6 +9,7 @@ import queue
 import random
 import threading
 import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,6 +18,7 @@ import boto3
 import pytest
 
 from titiler_cmr_compatibility import aggregate as aggregate_module
+from titiler_cmr_compatibility import metrics
 from titiler_cmr_compatibility.aggregate import (
     Message,
     ReportWriteError,
@@ -294,22 +296,162 @@ def test_aggregate_refuses_keys_of_another_run(aws_env):
         aggregate(wired.storage, RUN, [f"2026-12/collections/C1/{RESULT}"])
 
 
-def test_the_lambda_handler(aws_env, monkeypatch):
+CONTEXT = SimpleNamespace(function_name="aggregate", memory_limit_in_mb=1024, aws_request_id="r-1",
+                          invoked_function_arn=f"arn:aws:lambda:{REGION}:123456789012:function:aggregate")  # fmt: skip
+
+
+@pytest.fixture
+def lambda_app(monkeypatch):
+    """functions/aggregate/app.py as Lambda loads it; set SURVEY_STORE (and the rest) first."""
+    get_settings.cache_clear()
+    spec = importlib.util.spec_from_file_location("aggregate_app", ROOT / "functions" / "aggregate" / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    yield app
+    get_settings.cache_clear()
+
+
+def test_the_lambda_handler(aws_env, monkeypatch, lambda_app):
     wired = Wired(aws_env)
     for record in some_results(3):
         wired.put_result(record)
     monkeypatch.setenv("SURVEY_STORE", wired.location)
-    get_settings.cache_clear()
-    try:
-        spec = importlib.util.spec_from_file_location("aggregate_app", ROOT / "functions" / "aggregate" / "app.py")
-        app = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(app)
-        context = SimpleNamespace(function_name="aggregate", memory_limit_in_mb=1024, aws_request_id="r-1",
-                                  invoked_function_arn=f"arn:aws:lambda:{REGION}:123456789012:function:aggregate")  # fmt: skip
-        assert app.handler(sqs_event(wired.receive()), context) == {"batchItemFailures": []}
-    finally:
-        get_settings.cache_clear()
+    assert lambda_app.handler(sqs_event(wired.receive()), CONTEXT) == {"batchItemFailures": []}
     assert len(wired.report()["rows"]) == 3
+
+
+# --- the metrics the Lambda prints (CloudWatch EMF) ---------------------------------------------
+
+NAMESPACE, SERVICE = "titiler-cmr-compat/test-stack", "titiler-cmr-compatibility"
+
+
+def emf_documents(printed: str) -> list[dict]:
+    """The EMF documents among the lines printed (the Logger's lines are JSON too)."""
+    documents = []
+    for line in printed.splitlines():
+        try:
+            document = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(document, dict) and "_aws" in document:
+            documents.append(document)
+    return documents
+
+
+def metric_values(documents: list[dict]) -> dict[tuple[str, tuple], float]:
+    """(metric name, ((dimension, value), ...) of the document's first dimension set) -> the
+    values summed, checking each document's shape on the way."""
+    values: dict[tuple[str, tuple], float] = {}
+    for document in documents:
+        (directive,) = document["_aws"]["CloudWatchMetrics"]
+        assert directive["Namespace"] == NAMESPACE and document["service"] == SERVICE
+        dimensions = directive["Dimensions"]
+        # the document's dimensions, and the same without the run (all runs together)
+        assert dimensions[0][-1] == "service" and all(set(s) <= set(dimensions[0]) for s in dimensions)
+        if metrics.RUN in dimensions[0]:
+            assert sorted(map(sorted, dimensions)) == sorted([sorted(dimensions[0]), sorted(set(dimensions[0]) - {metrics.RUN})])
+        else:
+            assert dimensions == [["service"]]
+        key = tuple((name, document[name]) for name in dimensions[0] if name != "service")
+        for metric in directive["Metrics"]:
+            assert metric["Unit"] == "Count"
+            (value,) = document[metric["Name"]]
+            values[metric["Name"], key] = values.get((metric["Name"], key), 0) + value
+    return values
+
+
+def run_key(run: str, reason: str | None = None) -> tuple:
+    return ((metrics.RUN, run),) + (((metrics.REASON, reason),) if reason else ())
+
+
+@pytest.fixture
+def emf_env(monkeypatch):
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", NAMESPACE)
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", SERVICE)
+    for name in ("POWERTOOLS_DEV", "POWERTOOLS_METRICS_DISABLED"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_the_handler_prints_what_each_batch_merged_as_metrics(aws_env, monkeypatch, emf_env, lambda_app, capsys):
+    wired = Wired(aws_env)
+    monkeypatch.setenv("SURVEY_STORE", wired.location)
+    records = some_results(10) + [result("C9-POCLOUD", reason=Reason.PROCESSING_FAILED)]
+    for record in records:
+        wired.put_result(record)
+    for record in some_results(2, first=5000):  # another run in the same batch
+        wired.put_result(record, run="2026-12")
+    wired.storage.write(f"{RUN}/collections/C666-BAD/{RESULT}", b"\x00 not json")  # announced, unreadable
+    poison = {"MessageId": "poison", "ReceiptHandle": "r", "Body": "garbage", "MD5OfBody": ""}
+    first = wired.receive() + [poison]
+    printed = []
+
+    def deliver_to_lambda(messages: list[dict]) -> dict:
+        capsys.readouterr()
+        answer = lambda_app.handler(sqs_event(messages), CONTEXT)
+        printed.append(metric_values(emf_documents(capsys.readouterr().out)))
+        return answer
+
+    answer = deliver_to_lambda(first)
+    assert len(answer["batchItemFailures"]) == 2  # the poison message and the unreadable result
+    reasons = Counter(r["incompatible_reason"] for r in records if not r["tiling_compatible"])
+    assert reasons == {"unsupported_format": 2, "no_xy_dimensions": 2, "timeout": 2, "forbidden": 2, "processing_failed": 1}
+    assert printed[0] == {
+        (metrics.CHECKED, run_key(RUN)): 11, (metrics.RECHECKED, run_key(RUN)): 0,
+        (metrics.COMPATIBLE, run_key(RUN)): 2, (metrics.INCOMPATIBLE, run_key(RUN)): 9,
+        (metrics.FAILED_CHECKS, run_key(RUN)): 3,  # the two timeouts, processing_failed
+        **{(metrics.REASON_METRIC, run_key(RUN, reason)): count for reason, count in reasons.items()},
+        (metrics.CHECKED, run_key("2026-12")): 2, (metrics.RECHECKED, run_key("2026-12")): 0,
+        (metrics.COMPATIBLE, run_key("2026-12")): 1, (metrics.INCOMPATIBLE, run_key("2026-12")): 1,
+        (metrics.FAILED_CHECKS, run_key("2026-12")): 0,
+        (metrics.REASON_METRIC, run_key("2026-12", "unsupported_format")): 1,
+        (metrics.FAILED_MESSAGES, ()): 2,
+    }  # fmt: skip
+
+    # Delivered again: nothing enters the reports, so nothing is counted; the failures fail again.
+    deliver_to_lambda(first)
+    assert {key: value for key, value in printed[1].items() if value} == {(metrics.FAILED_MESSAGES, ()): 2}
+    assert not [key for key in printed[1] if len(key[1]) == 2]  # no document by reason
+
+    # Newer checks of two collections (a re-run's retries), and an older one, which loses.
+    by_id = {record["collection_concept_id"]: record for record in records}
+    assert by_id["C1003-PROV0"]["incompatible_reason"] == "timeout"
+    assert by_id["C1001-PROV1"]["incompatible_reason"] == "unsupported_format"
+    wired.put_result(result("C1003-PROV0", "2026-11-28T00:00:00+00:00"))
+    wired.put_result(result("C1001-PROV1", "2026-11-28T00:00:00+00:00", Reason.FORBIDDEN))
+    wired.put_result(result("C1002-PROV2", "2026-11-01T00:00:00+00:00"))
+    assert deliver_to_lambda(wired.receive()) == {"batchItemFailures": []}
+    assert {key: value for key, value in printed[2].items() if value} == {
+        (metrics.RECHECKED, run_key(RUN)): 2, (metrics.COMPATIBLE, run_key(RUN)): 1,
+        (metrics.INCOMPATIBLE, run_key(RUN)): -1, (metrics.REASON_METRIC, run_key(RUN, "timeout")): -1,
+        (metrics.REASON_METRIC, run_key(RUN, "unsupported_format")): -1,
+        (metrics.REASON_METRIC, run_key(RUN, "forbidden")): 1,
+    }  # fmt: skip
+
+    # Summed over the batches, the metrics are each run's report.
+    total: Counter = Counter()
+    for batch in printed:
+        total.update(batch)  # (a mapping: negative counts are added too)
+    for run in (RUN, "2026-12"):
+        summary = wired.report(run)["summary"]
+        assert total[metrics.CHECKED, run_key(run)] == summary["collections"] == len(wired.report(run)["rows"])
+        assert total[metrics.COMPATIBLE, run_key(run)] == summary["compatible"]
+        assert total[metrics.INCOMPATIBLE, run_key(run)] == summary["collections"] - summary["compatible"]
+        by_reason = {dimensions[1][1]: value for (name, dimensions), value in total.items()
+                     if len(dimensions) == 2 and dimensions[0] == (metrics.RUN, run) and value}  # fmt: skip
+        assert by_reason == {reason: counts["collections"] for reason, counts in summary["by_reason"].items()
+                             if reason != "compatible"}  # fmt: skip
+
+
+def test_without_a_namespace_the_batch_is_merged_and_no_metric_printed(aws_env, monkeypatch, lambda_app, capsys, caplog):
+    wired = Wired(aws_env)
+    monkeypatch.setenv("SURVEY_STORE", wired.location)
+    monkeypatch.delenv("POWERTOOLS_METRICS_NAMESPACE", raising=False)
+    for record in some_results(3):
+        wired.put_result(record)
+    assert lambda_app.handler(sqs_event(wired.receive()), CONTEXT) == {"batchItemFailures": []}
+    assert len(wired.report()["rows"]) == 3
+    assert emf_documents(capsys.readouterr().out) == []
+    assert "metrics were not emitted" in caplog.text
 
 
 # --- concurrency --------------------------------------------------------------------------------

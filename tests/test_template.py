@@ -346,7 +346,7 @@ def test_function_environments_are_settings_the_library_reads(r):
 
     known = {name.upper() for name in Settings.model_fields}
     known |= {str(f.validation_alias).upper() for f in Settings.model_fields.values() if isinstance(f.validation_alias, str)}
-    known |= {"POWERTOOLS_SERVICE_NAME", "HOME"}
+    known |= {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "HOME"}
     for function in STEPS:
         variables = env(r, function)
         assert set(variables) <= known, f"{function}: {set(variables) - known} are read by nothing"
@@ -614,6 +614,126 @@ def test_outputs_name_the_bucket_machine_queues_and_report(r):
     assert outputs["SurveyStateMachineArn"] == r.ref("SurveyStateMachine")
     assert {outputs["ResultsQueueUrl"], outputs["ResultsDeadLetterQueueUrl"]} == {r.ref("ResultsQueue"), r.ref("ResultsDeadLetterQueue")}
     assert outputs["LithopsWorkerRoleArn"] == r.get_att("LithopsWorkerRole", "Arn")
+
+
+# ------------------------------------------------------------------ watching a run
+
+
+def dashboard_body(resolver: sam.Resolver) -> dict:
+    (dashboard,) = of_type(resolver, "AWS::CloudWatch::Dashboard")
+    return json.loads(props(resolver, dashboard)["DashboardBody"])  # the JSON CloudWatch gets
+
+
+_SEARCH = re.compile(r"""SEARCH\('\{"([^"]+)",([^}]*)\} MetricName="([^"]+)"'""")
+
+
+def graphed(body: dict) -> list[tuple[str, str, dict[str, str | None]]]:
+    """(namespace, metric name, dimensions) of every metric the widgets graph; a SEARCH's
+    dimensions are its schema's names, any value (None)."""
+    found = []
+    for widget in body["widgets"]:
+        for entry in widget["properties"].get("metrics", []):
+            if isinstance(entry[0], dict):
+                for namespace, names, metric in _SEARCH.findall(entry[0]["expression"]):
+                    found.append((namespace, metric, dict.fromkeys(names.split(","))))
+                continue
+            namespace, metric, *pairs = [part for part in entry if isinstance(part, str)]
+            assert "." not in (namespace, metric), "written out, not the console's '.' shorthand"
+            found.append((namespace, metric, dict(zip(pairs[::2], pairs[1::2]))))
+    return found
+
+
+def emitted_series(resolver: sam.Resolver, monkeypatch, capsys) -> set[tuple[str, str, tuple]]:
+    """(namespace, metric, ((dimension, value), ...)) of every series the aggregator's metrics
+    make, printed by the aggregator's own code with the function's environment from the template,
+    for a batch with every kind of change (new rows, re-checks, reasons, failed messages)."""
+    from titiler_cmr_compatibility.aggregate import AggregateStats, BatchOutcome
+    from titiler_cmr_compatibility.metrics import ReportChanges, emit_batch_metrics
+
+    for name, value in env(resolver, "AggregateFunction").items():
+        if name.startswith("POWERTOOLS_"):
+            monkeypatch.setenv(name, value)
+    monkeypatch.delenv("POWERTOOLS_DEV", raising=False)
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    stats = AggregateStats(run=RUN, changes=ReportChanges(new=3, rechecked=1, failed_checks=1,
+                                                          outcomes={"compatible": 2, "timeout": 1, "forbidden": 1}))  # fmt: skip
+    capsys.readouterr()
+    emit_batch_metrics(BatchOutcome(failures=["m1"], runs={RUN: stats}, messages=5))
+    series = set()
+    for line in capsys.readouterr().out.splitlines():
+        document = json.loads(line)
+        (directive,) = document["_aws"]["CloudWatchMetrics"]
+        for dimensions in directive["Dimensions"]:
+            for metric in directive["Metrics"]:
+                series.add((directive["Namespace"], metric["Name"], tuple(sorted((d, document[d]) for d in dimensions))))
+    return series
+
+
+def test_the_dashboard_graphs_what_the_aggregator_emits(r, monkeypatch, capsys):
+    from titiler_cmr_compatibility import metrics
+
+    body = dashboard_body(r)
+    aggregator = env(r, "AggregateFunction")
+    namespace, service = aggregator["POWERTOOLS_METRICS_NAMESPACE"], aggregator["POWERTOOLS_SERVICE_NAME"]
+    assert namespace == f"titiler-cmr-compat/{sam.STACK_NAME}"  # one per stack
+    emitted = emitted_series(r, monkeypatch, capsys)
+    assert {name for _, name, _ in emitted} == set(metrics.RUN_METRICS + metrics.BATCH_METRICS)
+    assert {ns for ns, _, _ in emitted} == {namespace}
+
+    ours = [(metric, dimensions) for ns, metric, dimensions in graphed(body) if not ns.startswith("AWS/")]
+    assert {ns for ns, _, _ in graphed(body)} == {namespace, "AWS/States", "AWS/SQS", "AWS/Lambda"}
+    # every series a widget graphs is one the code prints: same name, dimensions and service...
+    for metric, dimensions in ours:
+        if None in dimensions.values():  # a SEARCH: any series with exactly these dimensions
+            assert any(name == metric and {d for d, _ in dims} == set(dimensions) for _, name, dims in emitted), (metric, dimensions)
+        else:
+            assert (namespace, metric, tuple(sorted(dimensions.items()))) in emitted, (metric, dimensions)
+            assert dimensions["service"] == service
+    # ...and every metric it prints is on the dashboard, over time and by reason
+    assert {metric for metric, _ in ours} == set(metrics.RUN_METRICS + metrics.BATCH_METRICS)
+    assert (metrics.REASON_METRIC, {metrics.REASON: None, "service": None}) in ours
+
+
+def test_the_dashboard_shows_the_executions_queues_and_aggregator(r):
+    body = dashboard_body(r)
+    metrics_of = {}
+    for namespace, metric, dimensions in graphed(body):
+        metrics_of.setdefault(namespace, []).append((metric, dimensions))
+    machine = {"StateMachineArn": r.ref("SurveyStateMachine")}
+    assert {m for m, d in metrics_of["AWS/States"] if d == machine} >= {
+        "ExecutionsStarted", "ExecutionsSucceeded", "ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"}
+    assert all(d == machine for _, d in metrics_of["AWS/States"])
+    queue, dead_letters = (r.get_att(q, "QueueName") for q in ("ResultsQueue", "ResultsDeadLetterQueue"))
+    assert ("ApproximateNumberOfMessagesVisible", {"QueueName": queue}) in metrics_of["AWS/SQS"]
+    assert ("ApproximateNumberOfMessagesVisible", {"QueueName": dead_letters}) in metrics_of["AWS/SQS"]
+    function = {"FunctionName": r.ref("AggregateFunction")}
+    assert {m for m, d in metrics_of["AWS/Lambda"] if d == function} >= {"Errors", "Throttles", "Invocations"}
+    assert all(d == function for _, d in metrics_of["AWS/Lambda"])
+
+    widgets = [w for w in body["widgets"] if w["type"] == "metric"]
+    (dead_letter_widget,) = [w for w in widgets if any(dead_letters in e for e in w["properties"]["metrics"])]
+    assert dead_letter_widget["properties"]["annotations"] == {"alarms": [r.get_att("ResultsDeadLetterAlarm", "Arn")]}
+    assert len(dead_letter_widget["properties"]["metrics"]) == 1  # an alarm annotation allows one metric
+    running = [e[0] for w in widgets for e in w["properties"]["metrics"] if isinstance(e[0], dict) and e[0]["id"] == "running"]
+    assert running, "executions running, from started minus ended"
+    for widget in widgets:  # what an expression names is a metric or expression of its widget
+        entries = widget["properties"]["metrics"]
+        ids = {(e[0] if isinstance(e[0], dict) else e[-1]).get("id") for e in entries if isinstance(e[-1], dict)}
+        for entry in entries:
+            if isinstance(entry[0], dict) and "SEARCH" not in entry[0]["expression"]:
+                assert set(re.findall(r"\b[a-z]\w*", entry[0]["expression"])) <= ids, entry
+        assert widget["properties"]["region"] == sam.REGION
+    # the widgets tile the 24-column grid without overlapping
+    cells = [(w["x"] + i, w["y"] + j) for w in body["widgets"] for i in range(w["width"]) for j in range(w["height"])]
+    assert len(cells) == len(set(cells)) and all(0 <= x < 24 for x, _ in cells)
+
+
+def test_the_dashboard_is_linked_from_the_outputs(r):
+    (dashboard,) = of_type(r, "AWS::CloudWatch::Dashboard")
+    name = props(r, dashboard)["DashboardName"]
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,255}", name)
+    url = r.resolve(r.template["Outputs"]["DashboardUrl"]["Value"])
+    assert url == f"https://{sam.REGION}.console.aws.amazon.com/cloudwatch/home?region={sam.REGION}#dashboards:name={name}"
 
 
 # ------------------------------------------------------------------ the single-check handler

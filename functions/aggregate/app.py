@@ -3,11 +3,13 @@
 Event: an SQS batch whose bodies are S3 event notifications. Returns
 {"batchItemFailures": [{"itemIdentifier": messageId}, ...]} (the event source mapping needs
 `FunctionResponseTypes: [ReportBatchItemFailures]`): those messages are delivered again.
+What the batch merged is printed as CloudWatch metrics (EMF; titiler_cmr_compatibility.metrics).
 """
 
 from aws_lambda_powertools import Logger
 
 from titiler_cmr_compatibility.aggregate import handle_sqs_event
+from titiler_cmr_compatibility.metrics import emit_batch_metrics
 from titiler_cmr_compatibility.settings import get_settings
 from titiler_cmr_compatibility.storage import open_storage
 
@@ -18,4 +20,5 @@ logger = Logger()
 def handler(event: dict, context) -> dict:
     settings = get_settings()
     # SURVEY_STORE is s3://bucket/prefix; each key's run is its first segment under the prefix.
-    return handle_sqs_event(event, open_storage(settings.survey_store), settings, logger=logger)
+    storage = open_storage(settings.survey_store)
+    return handle_sqs_event(event, storage, settings, logger=logger, metrics=emit_batch_metrics)

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
 
+from .metrics import ReportChanges
 from .report import dump_report, load_report, merge_rows
 from .storage import S3Storage, Storage, check_key
 from .survey import REPORT, RESULT
@@ -72,6 +73,7 @@ class AggregateStats:
     missing: list[str] = field(default_factory=list)  # keys that no longer exist
     failed: dict[str, str] = field(default_factory=dict)  # key -> why it could not be read
     rows_changed: int = 0  # rows the successful merge added or replaced
+    changes: ReportChanges = field(default_factory=ReportChanges)  # what that merge did to the rows
     rows: int = 0  # rows in the report afterwards
     report_reads: int = 0
     report_writes: int = 0  # conditional PUTs, won or lost
@@ -88,6 +90,7 @@ class AggregateStats:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.missing += other.missing
         self.failed.update(other.failed)
+        self.changes.add(other.changes)
 
     def as_dict(self) -> dict[str, Any]:
         values = asdict(self)
@@ -253,6 +256,7 @@ def aggregate(
         stats.report_reads += 1
         body, etag = found if found is not None else (None, None)
         report = load_report(body, run)
+        before = ReportChanges.rows_before(report["rows"], records)
         changed = merge_rows(report["rows"], records)
         if found is not None and not changed:  # all already there (a redelivery): nothing to write
             stats.rows, stats.report_bytes = len(report["rows"]), len(body)
@@ -262,6 +266,7 @@ def aggregate(
         stats.bytes_written += len(new_body)
         if storage.replace(report_key, new_body, etag):
             stats.rows_changed, stats.rows, stats.report_bytes = changed, len(report["rows"]), len(new_body)
+            stats.changes = ReportChanges.between(before, report["rows"])
             break
         if attempt == max_attempts:
             stats.seconds = time.monotonic() - started
@@ -322,13 +327,15 @@ def process_messages(
 
 
 def handle_sqs_event(
-    event: dict, storage: Storage, settings: Any = None, logger: Any = None
+    event: dict, storage: Storage, settings: Any = None, logger: Any = None,
+    metrics: Callable[[BatchOutcome], Any] | None = None,
 ) -> dict[str, list[dict[str, str]]]:
     """The Lambda's answer for one SQS batch, in ReportBatchItemFailures form.
 
     `settings` is accepted so the handler's signature matches the other steps'; nothing in
     Settings tunes the aggregator yet (this module's defaults apply). The batch's numbers are
-    logged to `logger` (a `logging.Logger` or a Powertools Logger; this module's by default)."""
+    logged to `logger` (a `logging.Logger` or a Powertools Logger; this module's by default), and
+    given to `metrics` (the Lambda's: `metrics.emit_batch_metrics`, CloudWatch EMF) if any."""
     outcome = process_messages(parse_sqs_event(event), storage)
     totals = AggregateStats(run=",".join(sorted(outcome.runs)))
     for stats in outcome.runs.values():
@@ -339,4 +346,6 @@ def handle_sqs_event(
         extra={"aggregate": {**totals.as_dict(), "messages": outcome.messages, "poison": outcome.poison,
                              "ignored_keys": outcome.ignored_keys, "failed_messages": len(outcome.failures)}},
     )  # fmt: skip
+    if metrics is not None:
+        metrics(outcome)
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in outcome.failures]}

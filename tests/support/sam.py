@@ -192,6 +192,8 @@ class Resolver:
             "AWS::Logs::LogGroup": "LogGroupName",
             "AWS::SNS::Topic": "TopicName",
             "AWS::StepFunctions::StateMachine": "StateMachineName",
+            "AWS::CloudWatch::Dashboard": "DashboardName",
+            "AWS::CloudWatch::Alarm": "AlarmName",
         }.get(kind)
         name = self._prop(logical_id, explicit) if explicit else None
         return name or f"{STACK_NAME}-{logical_id}-FAKE0123"
@@ -225,6 +227,7 @@ class Resolver:
             "AWS::SNS::Topic": f"arn:{PARTITION}:sns:{REGION}:{ACCOUNT}:{name}",
             "AWS::StepFunctions::StateMachine": f"arn:{PARTITION}:states:{REGION}:{ACCOUNT}:stateMachine:{name}",
             "AWS::Lambda::LayerVersion": f"arn:{PARTITION}:lambda:{REGION}:{ACCOUNT}:layer:{name}:1",
+            "AWS::CloudWatch::Alarm": f"arn:{PARTITION}:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}",
         }
         if attribute == "Arn" and kind in arns:
             return arns[kind]
