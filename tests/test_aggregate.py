@@ -153,10 +153,15 @@ def test_report_from_delivered_events_equals_the_compiled_report(aws_env):
     assert is_test_event(messages[0]) and len(messages) == 1 + 24 + 4 + 1
     assert "survey+store%2Fenv%3Dtest%2F" in messages[1]["Body"]  # URL-encoded by S3 (moto)
 
+    wired.storage.write(f"{RUN}/setup.json", json.dumps({"collections": 30}).encode())  # as setup writes it
     assert deliver(wired, messages) == []
 
     for run, count in ((RUN, 24), ("2026-12", 4)):
         report = wired.report(run)
+        # The page of the report the aggregator wrote, beside it (before the oracle rewrites both).
+        page = wired.storage.read(f"{run}/report/report.html").decode()
+        assert all(f'"{concept_id}"' in page for concept_id in report["rows"])
+        assert ('"pending":6' in page) == (run == RUN)
         expected = oracle(wired, run)  # (rewrites report.json: read ours first)
         assert len(report["rows"]) == count
         assert report["rows"] == expected["rows"]
