@@ -5,7 +5,9 @@ SQS; a Lambda gets the messages in batches and calls `handle_sqs_event`. Per bat
 it reads every named result (in parallel), then makes ONE read of `<run>/report/report.json` and
 ONE conditional write of it (a compare-and-swap on its ETag, `Storage.replace`). A write that
 loses the race to another aggregator re-reads the report and merges again (jittered backoff),
-up to `max_attempts` times; the results are not read again.
+up to `max_attempts` times; the results are not read again. The winner then writes the page of
+the report it wrote (`report.html`, plain write): two aggregators finishing together may leave
+the page one batch behind the report until the next batch, and finalize writes it last.
 
 Rows enter the report only through `report.merge_rows`, which is idempotent and independent of
 order, so duplicate, late and out-of-order events change nothing, and SQS may redeliver a whole
@@ -34,7 +36,7 @@ from urllib.parse import unquote_plus
 from .metrics import ReportChanges
 from .report import dump_report, load_report, merge_rows
 from .storage import S3Storage, Storage, check_key
-from .survey import REPORT, RESULT
+from .survey import REPORT, RESULT, Survey
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +82,14 @@ class AggregateStats:
     retries: int = 0  # rounds repeated after a lost race
     bytes_written: int = 0
     report_bytes: int = 0  # size of the report as it stands afterwards
+    page_bytes: int = 0  # size of the report.html written after the report
     seconds: float = 0.0
 
     def add(self, other: AggregateStats) -> None:
         """Fold another run's numbers into these (totals of a batch; rows and report_bytes then
         add up the reports it touched)."""
         for name in ("results", "results_read", "rows_changed", "rows", "report_reads", "report_writes", "retries",
-                     "bytes_written", "report_bytes", "seconds"):  # fmt: skip
+                     "bytes_written", "report_bytes", "page_bytes", "seconds"):  # fmt: skip
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.missing += other.missing
         self.failed.update(other.failed)
@@ -267,6 +270,7 @@ def aggregate(
         if storage.replace(report_key, new_body, etag):
             stats.rows_changed, stats.rows, stats.report_bytes = changed, len(report["rows"]), len(new_body)
             stats.changes = ReportChanges.between(before, report["rows"])
+            stats.page_bytes = Survey(storage, run).write_views(report, tables=False)
             break
         if attempt == max_attempts:
             stats.seconds = time.monotonic() - started
