@@ -118,8 +118,12 @@ def run_aggregator(label: str, storage: Storage, keys: list[str]) -> int:
     report_writes = sum(b["report_writes"] for b in log.batches)
     written = sum(b["bytes_written"] for b in log.batches)
     final = log.batches[-1]["report_bytes"]
-    assert after["gets"] - before["gets"] == result_reads + report_reads  # the storage saw the same
-    assert after["puts"] - before["puts"] == report_writes
+    # Each written report is followed by its page: two small reads (the run's size, its stored
+    # comparisons) and one write.
+    pages = sum(1 for b in log.batches if b["page_bytes"])
+    page_bytes = sum(b["page_bytes"] for b in log.batches)
+    assert after["gets"] - before["gets"] == result_reads + report_reads + 2 * pages  # the storage saw the same
+    assert after["puts"] - before["puts"] == report_writes + pages
     assert log.batches[-1]["rows"] == n
     event_mb = max(len(json.dumps(event)) for event in events) / 1e6
     print(f"[{label}] aggregator: {n:,} results in {len(events)} invocations of <= {BATCH:,} messages "
@@ -130,6 +134,8 @@ def run_aggregator(label: str, storage: Storage, keys: list[str]) -> int:
     print(f"    bytes written: {written:,} = {written / final:.1f}x the final report (target <= 50x); "
           f"retries {sum(b['retries'] for b in log.batches)}")  # fmt: skip
     print(f"    final report: {final:,} bytes ({final / 1e6:.1f} MB), {n:,} rows")
+    print(f"    report.html: {pages} pages written, {page_bytes:,} bytes ({page_bytes / max(1, written):.2f}x the "
+          f"report bytes written), last {log.batches[-1]['page_bytes']:,} bytes")
     return final
 
 
