@@ -10,12 +10,15 @@ import h5netcdf
 import h5py
 import numpy as np
 import pytest
+import rasterio
 
 from titiler_cmr_compatibility.auth import EarthdataAuth
 from titiler_cmr_compatibility.check import check_collection
 from titiler_cmr_compatibility.formats import Backend
 from titiler_cmr_compatibility.result import Reason
 from titiler_cmr_compatibility.sample import files
+from titiler_cmr_compatibility.tiles import THUMBNAIL_BUDGET
+from tests.support.images import png_size, thumbnail_png
 from tests.support.world import fixture_data_dir
 
 GAMSSA = "C2036881735-POCLOUD"
@@ -74,7 +77,9 @@ def test_fetches_the_record_when_not_given(world):
 
 
 def test_hls_cog_is_compatible_reading_a_small_part(world):
-    """15 band links per granule and only Fmask exists: the missing ones (404) are skipped."""
+    """15 band links per granule and only Fmask exists: the missing ones (404) are skipped. The
+    link names the band file for titiler-cmr (`assets_regex`, `assets`); Fmask is bytes, so no
+    `rescale`."""
     record = world.add_fixture_collection(HLS)
     result = check(world, HLS, collection=record, granule_id=HLS_GRANULE_WITH_FMASK)
     assert result.tiling_compatible, result.error_message
@@ -82,6 +87,8 @@ def test_hls_cog_is_compatible_reading_a_small_part(world):
     assert result.data_url.endswith("Fmask.tif")
     assert result.format == "Cloud Optimized GeoTIFF (COG)"
     assert result.tiles_url.startswith("https://titiler.example.org/rasterio/tiles/WebMercatorQuad/0/0/0.png?")
+    assert result.tiles_url.endswith("&assets_regex=%5B%5E._-%5D%2B%24&assets=Fmask&colormap_name=viridis")  # [^._-]+$
+    assert result.assets == ["Fmask"] and result.rescale is None
     assert result.bytes_read <= 0.10 * result.file_size
     assert world.data.stats("/" + FMASK).bytes_sent == result.bytes_read
     assert opens_of(world, "/" + FMASK) == 1  # GDAL read through the one ranged reader, no sidecar probes
@@ -125,6 +132,7 @@ def test_several_time_steps_select_the_first(world, tmp_path):
     result = check(world, world.publish(files.netcdf4_grid(tmp_path, time=3)))
     assert result.tiling_compatible, result.error_message
     assert "sel=time%3D2024-10-11T12:00:00Z" in result.tiles_url  # files.FIRST_TIME
+    assert result.sel == ["time=2024-10-11T12:00:00Z"]
 
 
 def test_a_selection_without_a_granule_time_is_refused_as_titiler_cmr_refuses_it(world, tmp_path):
@@ -246,6 +254,7 @@ def test_unsupported_containers(world, tmp_path, make, container, formats):
     assert result.incompatible_reason is Reason.UNSUPPORTED_FORMAT
     assert result.container == container
     assert result.data_requests == 1  # the sniff read decided
+    assert result.tile_png is None and result.thumbnail is None
 
 
 def test_metadata_mismatch_is_explained(world, tmp_path):
@@ -274,6 +283,7 @@ def test_titiler_cmrs_rasterio_reader_takes_only_its_extensions(world, tmp_path,
     assert result.tiling_compatible is renders, result.error_message
     if not renders:
         assert result.incompatible_reason is Reason.UNSUPPORTED_FORMAT
+        assert result.tile_png is None and result.thumbnail is None  # rendered, but no link shows it
         assert "rio-tiler renders this file" in result.error_message
         assert result.titiler_cmr_blocker == (f"the extension {name[3:]!r}" if "." in name else "links without an extension")
 
@@ -284,6 +294,46 @@ def test_a_check_in_a_local_projection_renders_within_its_memory_bound(world, tm
     check past its memory budget (a wrong tile_generation_failed); bounded, it renders."""
     result = check(world, world.publish(files.scaled_local_projection_tiff(tmp_path), formats=("GeoTIFF",)))
     assert result.tiling_compatible, result.error_message
+
+
+# The link shows what the check's tile showed
+
+
+@pytest.mark.parametrize(("make", "backend", "formats"), [(files.ramp_grid, Backend.XARRAY, ("netCDF-4",)),
+                                                         (files.ramp_geotiff, Backend.RASTERIO, ("GeoTIFF",))])  # fmt: skip
+def test_a_float_grid_links_its_value_range_in_a_colormap(world, tmp_path, make, backend, formats):
+    """Float data: `rescale` is the valid range tile 0/0/0 holds (here the file's whole range, a
+    west-east ramp), and one band is painted with a colormap. The check keeps the tile it
+    rendered (256 x 256) and its 64 x 64 thumbnail."""
+    path = make(tmp_path)
+    if backend is Backend.XARRAY:
+        with h5py.File(path, "r") as raw:
+            low, high = float(raw["ramp"][...].min()), float(raw["ramp"][...].max())
+    else:
+        with rasterio.open(path) as raw:
+            low, high = float(raw.read().min()), float(raw.read().max())
+    assert (low, high) == (-3.25, 41.5)
+    result = check(world, world.publish(path, formats=formats))
+    assert result.tiling_compatible and result.backend is backend, result.error_message
+    assert result.rescale == "-3.25,41.5"
+    assert result.tiles_url.endswith("&rescale=-3.25,41.5&colormap_name=viridis")
+    assert png_size(result.tile_png) == (256, 256)
+    assert png_size(thumbnail_png(result.thumbnail)) == (64, 64) and len(result.thumbnail) <= THUMBNAIL_BUDGET
+    assert "tile_png" not in result.to_record() and result.to_record()["thumbnail"] == result.thumbnail
+
+
+def test_several_float_bands_get_a_range_and_no_colormap(world, tmp_path):
+    result = check(world, world.publish(files.ramp_geotiff(tmp_path, bands=3), formats=("GeoTIFF",)))
+    assert result.tiling_compatible, result.error_message
+    assert result.tiles_url.endswith("&rescale=-3.25,41.5") and "colormap_name" not in result.tiles_url
+
+
+def test_byte_data_gets_no_rescale(world, tmp_path):
+    result = check(world, world.publish(files.cog(tmp_path, size=256), formats=("GeoTIFF",)))
+    assert result.tiling_compatible, result.error_message
+    assert result.rescale is None and "rescale" not in result.tiles_url
+    assert result.tiles_url.endswith("&colormap_name=viridis") and result.assets is None  # one file
+    assert png_size(result.tile_png) == (256, 256)
 
 
 def test_generated_cog_reads_at_most_a_tenth(world, tmp_path):

@@ -14,6 +14,7 @@ import pytest
 
 from titiler_cmr_compatibility.cli import main
 from titiler_cmr_compatibility.sample import files
+from tests.support.images import png_size
 
 GAMSSA = "C2036881735-POCLOUD"
 
@@ -26,10 +27,12 @@ def gamssa(world, monkeypatch):
     return world
 
 
-def test_check_json(gamssa, capsys):
-    assert main(["check", "--collection-id", GAMSSA, "--json"]) == 0
+def test_check_json(gamssa, capsys, tmp_path):
+    tile = tmp_path / "tile.png"
+    assert main(["check", "--collection-id", GAMSSA, "--json", "--tile-output", str(tile)]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["collection_concept_id"] == GAMSSA and result["tiling_compatible"] is True
+    assert png_size(tile.read_bytes()) == (256, 256)
     assert list(result)[:3] == ["collection_concept_id", "collection_short_name_and_version", "concept_id"]
 
 
@@ -43,9 +46,11 @@ def test_check_summary(gamssa, capsys):
 def test_summary_of_an_incompatible_collection(world, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("ALLOW_LOOPBACK_HOSTS", "true")
     concept_id = world.publish(files.text_file(tmp_path), formats=("ASCII",))
-    assert main(["check", "--collection-id", concept_id, "--cmr-url", world.cmr.url]) == 0
-    out = capsys.readouterr().out
+    tile = tmp_path / "tile.png"
+    assert main(["check", "--collection-id", concept_id, "--cmr-url", world.cmr.url, "--tile-output", str(tile)]) == 0
+    out, err = capsys.readouterr()
     assert "compatible:  no: unsupported_format" in out and "why:" in out
+    assert not tile.exists() and "no tile written" in err
 
 
 def test_predecessor_form_as_a_module(gamssa):

@@ -23,11 +23,12 @@ from titiler_cmr_compatibility.result import Reason
 from titiler_cmr_compatibility.sample import files
 from titiler_cmr_compatibility.sample.cmr import make_collection
 from titiler_cmr_compatibility.storage import open_storage
-from titiler_cmr_compatibility.survey import (GIVEN_UP, MARKER, RESULT, SetupDeadline, SetupTimeout, Survey, check_call,
-                                             lithops_executor)  # fmt: skip
+from titiler_cmr_compatibility.survey import (GIVEN_UP, MARKER, RESULT, TILE, SetupDeadline, SetupTimeout, Survey,
+                                             check_call, lithops_executor)  # fmt: skip
 from titiler_cmr_compatibility.survey import worker_settings as survey_worker_settings
 from tests.support.aws import FlakyS3, moto_server, point_boto3_at, s3_client
 from tests.support.fixtures import fixtures_dir, load_fixture_collections
+from tests.support.images import png_size, thumbnail_png
 from tests.support.workers import (CRASH_MARK, LATE_MARK, LATE_SECONDS, crash_always, crash_first_attempt,
                                    hang_in_check, start_late_once)  # fmt: skip
 
@@ -181,6 +182,14 @@ def _assert_complete(survey: Survey, world) -> dict:
     assert rows["C2623694361-GES_DISC"]["incompatible_reason"] == Reason.UNSUPPORTED_FORMAT
     assert all(r["tiling_compatible"] or r["incompatible_reason"] for r in rows.values())
     assert report["summary"]["collections"] == len(scan.markers)
+    # The proof: each compatible collection's tile beside its result, and its thumbnail in it.
+    for concept_id, row in rows.items():
+        tile = survey.storage.read(survey.key(concept_id, TILE))
+        if row["tiling_compatible"]:
+            assert png_size(tile) == (256, 256), concept_id
+            assert png_size(thumbnail_png(row["thumbnail"])) == (64, 64), concept_id
+        else:
+            assert tile is None and row["thumbnail"] is None, concept_id
     return report
 
 
@@ -190,6 +199,9 @@ def test_full_local_survey(populated, tmp_path):
     assert report["summary"]["by_reason"]["no_granule_found"]["collections"] == 20
     compatible = sorted(cid for cid, row in report["rows"].items() if row["tiling_compatible"])
     assert len(compatible) >= 3
+    for concept_id in compatible:  # the tile is written first: result.json is what the aggregator acts on
+        folder = tmp_path / "store" / RUN / "collections" / concept_id
+        assert (folder / TILE).stat().st_mtime_ns <= (folder / RESULT).stat().st_mtime_ns
     for name in ("report.json", "report.csv", "report.parquet", "report.html"):
         assert (tmp_path / "store" / RUN / "report" / name).stat().st_size > 0
     table = (tmp_path / "store" / RUN / "report" / "compatible_datasets.csv").read_text().splitlines()

@@ -39,7 +39,17 @@ from .readers import DataAccessError, RasterioOpener, RemoteFile, open_remote
 from .result import CheckResult, Reason
 from .sandbox import run_isolated
 from .settings import AccessType, Settings, get_settings
-from .tiles import TileFailure, prepare_variable, render_rasterio, render_xarray, tiles_url, warm_engines
+from .tiles import (
+    Rendered,
+    TileFailure,
+    asset_selector,
+    prepare_variable,
+    render_rasterio,
+    render_xarray,
+    thumbnail,
+    tiles_url,
+    warm_engines,
+)
 from .umm import CollectionInfo, GranuleInfo, read_granule
 from .variables import Candidate, candidates, explain
 
@@ -272,11 +282,10 @@ def _check(
             result.fail(Reason.UNSUPPORTED_FORMAT, message + said)
         return
     result.backend = backend
-    temporal = granule_info.temporal
     if backend is Backend.RASTERIO:
-        _check_rasterio(progress, remote, temporal, settings)
+        _check_rasterio(progress, remote, granule_info, settings)
     else:
-        _check_xarray(progress, remote, temporal, settings)
+        _check_xarray(progress, remote, granule_info.temporal, settings)
 
 
 def _collection_info(cmr: CMRClient, concept_id: str, given: dict | CollectionInfo | None) -> CollectionInfo | None:
@@ -326,12 +335,12 @@ def _open_first_available(
     return None
 
 
-def _check_rasterio(progress: _Progress, remote: RemoteFile, temporal, settings: Settings) -> None:
+def _check_rasterio(progress: _Progress, remote: RemoteFile, granule_info: GranuleInfo, settings: Settings) -> None:
     result = progress.result
     name = remote.url.split("://", 1)[-1]
     try:
         progress.stage = "tile"
-        _png, bands = render_rasterio(RasterioOpener(remote, name), name)
+        tile, bands = render_rasterio(RasterioOpener(remote, name), name)
     except TileFailure as failure:
         result.data_variables = failure.bands
         _fail_tile(progress, failure)
@@ -348,7 +357,12 @@ def _check_rasterio(progress: _Progress, remote: RemoteFile, temporal, settings:
                     f"(case-sensitive), not {refused or 'no extension'!r}; rio-tiler renders this file, so "
                     f"titiler-cmr would tile it if it accepted {refused or 'links without an extension'!r}")  # fmt: skip
         return
-    _compatible(progress, tiles_url(settings.titiler_endpoint, Backend.RASTERIO, result.collection_concept_id, temporal))
+    # One file of several (HLS: a band each): titiler-cmr is told which, by a key in its name.
+    assets = asset_selector([link.url for link in granule_info.links], remote.url, granule_info.skipped)
+    result.assets = [assets[1]] if assets else None
+    url = tiles_url(settings.titiler_endpoint, Backend.RASTERIO, result.collection_concept_id, granule_info.temporal,
+                    assets=assets, tile=tile)  # fmt: skip
+    _compatible(progress, url, tile)
 
 
 def _check_xarray(progress: _Progress, remote: RemoteFile, temporal, settings: Settings) -> None:
@@ -369,13 +383,14 @@ def _check_xarray(progress: _Progress, remote: RemoteFile, temporal, settings: S
         for candidate in tileable[:MAX_VARIABLES_TRIED]:
             try:
                 prepared, selectors = prepare_variable(ds, candidate)
-                render_xarray(remote.url, prepared, candidate.name)
+                tile = render_xarray(remote.url, prepared, candidate.name)
             except TileFailure as failure:
                 first_failure = first_failure or failure
                 if remote.failure is not None:
                     break  # the data host failed, not the variable: another one will not help
                 continue
             result.variable = candidate.name
+            result.sel = selectors or None
             if selectors and not temporal[0]:
                 result.titiler_cmr_blocker = "sel without temporal"
                 result.fail(Reason.TILE_GENERATION_FAILED,
@@ -385,8 +400,8 @@ def _check_xarray(progress: _Progress, remote: RemoteFile, temporal, settings: S
                             "it if it accepted sel without temporal")  # fmt: skip
                 return
             url = tiles_url(settings.titiler_endpoint, Backend.XARRAY, result.collection_concept_id, temporal,
-                            variable=candidate.name, group=group, selectors=selectors)  # fmt: skip
-            _compatible(progress, url)
+                            variable=candidate.name, group=group, selectors=selectors, tile=tile)  # fmt: skip
+            _compatible(progress, url, tile)
             return
         result.variable = tileable[0].name
         assert first_failure is not None
@@ -505,10 +520,17 @@ def _fail_tile(progress: _Progress, failure: TileFailure) -> None:
     progress.result.fail(reason, f"tile 0/0/0 failed: {text}")
 
 
-def _compatible(progress: _Progress, url: str) -> None:
+def _compatible(progress: _Progress, url: str, tile: Rendered) -> None:
+    """A compatible result: its link, how the link asks for the picture, and the picture."""
     result = progress.result
     result.tiling_compatible = True
     result.incompatible_reason = None
     result.error_message = None
     result.tiles_url = url
+    result.rescale = tile.rescale
+    result.tile_png = tile.png
+    try:
+        result.thumbnail = thumbnail(tile.png)
+    except Exception:  # the picture is for the page; the verdict stands without it
+        log.exception("no thumbnail for %s", result.collection_concept_id)
 

@@ -48,6 +48,8 @@ def _add_check_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cmr-url", help="CMR root URL (default: production; also CMR_URL)")
     parser.add_argument("--timeout", type=_positive, help="seconds for the check (default 120; also CHECK_TIMEOUT)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--tile-output", type=Path, metavar="FILE",
+                        help="write the PNG of tile 0/0/0 the check rendered here (compatible collections)")  # fmt: skip
     parser.add_argument("--debug", action="store_true", help="log debug messages to stderr")
 
 
@@ -403,6 +405,12 @@ def run_check(args: argparse.Namespace) -> int:
         args.collection_id, granule_id=args.granule_id, access_type=args.access_type, settings=settings
     )
     print(json.dumps(result.to_record(), indent=2) if args.json else summary(result))
+    if args.tile_output:
+        if result.tile_png:
+            args.tile_output.write_bytes(result.tile_png)
+        else:
+            print(f"titiler-cmr-compat: no tile written to {args.tile_output}: the collection is not compatible",
+                  file=sys.stderr)  # fmt: skip
     return 0
 
 

@@ -8,7 +8,7 @@ import traceback
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field, model_serializer
+from pydantic import BaseModel, Field, PrivateAttr, model_serializer
 
 from .formats import Backend
 
@@ -76,7 +76,24 @@ class CheckResult(BaseModel):
     # What titiler-cmr itself would have to accept for its engines' rendering of this file to
     # reach a user (e.g. "the extension '.TIF'"): the report counts collections per such fix.
     titiler_cmr_blocker: str | None = None
+    # How the tile was asked for, as in `tiles_url` (its titiler-cmr query parameters):
+    sel: list[str] | None = None  # `sel` selectors, "dim=value" (the first index of each extra dim)
+    assets: list[str] | None = None  # `assets`: the key of the file rendered, in a granule of several files
+    rescale: str | None = None  # `rescale`, "low,high": the valid data range of tile 0/0/0; None for bytes
+    # Tile 0/0/0 as the check rendered it, 64 x 64, "data:image/png;base64,...": compatible results only.
+    thumbnail: str | None = None
     engine_versions: dict[str, str] = Field(default_factory=dict)
+    # The PNG of tile 0/0/0 (256 x 256), for `tile.png` beside result.json: never in the record.
+    _tile_png: bytes | None = PrivateAttr(default=None)
+
+    @property
+    def tile_png(self) -> bytes | None:
+        """The PNG of tile 0/0/0 the check rendered, for a compatible result; not serialised."""
+        return self._tile_png
+
+    @tile_png.setter
+    def tile_png(self, png: bytes | None) -> None:
+        self._tile_png = png
 
     def fail(self, reason: Reason, message: str) -> CheckResult:
         """Record a failure (the message is scrubbed of secrets) and return self."""
@@ -95,8 +112,12 @@ class CheckResult(BaseModel):
     @model_serializer(mode="wrap")
     def _scrubbed(self, handler) -> dict[str, Any]:
         """Every field is scrubbed on its way out: a file's variable names, a record's links and a
-        host's error text are all chosen by someone else and may carry a secret."""
-        return {key: _scrub_value(value) for key, value in handler(self).items()}
+        host's error text are all chosen by someone else and may carry a secret. The thumbnail is
+        the check's own pixels, and the scrubber's length bound would cut it."""
+        return {key: value if key in _OWN_VALUES else _scrub_value(value) for key, value in handler(self).items()}
+
+
+_OWN_VALUES = frozenset({"thumbnail"})
 
 
 # A file may hold 100,000 variables or groups; a record lists this many and says how many more.

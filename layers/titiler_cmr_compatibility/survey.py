@@ -6,6 +6,8 @@ The storage layout (local directory or S3, same keys; `<run>` is the run id, e.g
     <run>/setup.json                               the latest setup: how many collections it covers
     <run>/collections/<concept-id>/.marker         the compact collection record the check needs
     <run>/collections/<concept-id>/result.json     the current result
+    <run>/collections/<concept-id>/tile.png        tile 0/0/0 as the check rendered it (compatible
+                                                   ones; written before result.json)
     <run>/collections/<concept-id>/attempts/<n>.json   attempt n: its wave and call, written when
                                                    the wave is launched (a failed call adds why)
     <run>/collections/<concept-id>/history/<n>.json    a result set aside to be checked again
@@ -61,6 +63,7 @@ log = logging.getLogger(__name__)
 
 MARKER = ".marker"
 RESULT = "result.json"
+TILE = "tile.png"
 REPORT = "report/report.json"
 PAGE = "report/report.html"
 CHANGES = "report/changes.json"
@@ -716,6 +719,8 @@ def check_call(
             continue
         result = (check or check_collection)(concept_id, collection=CollectionInfo.from_marker(marker),
                                              settings=settings, auth=auth)  # fmt: skip
+        if result.tile_png:  # first: result.json's arrival is what the aggregator acts on
+            survey.storage.write(survey.key(concept_id, TILE), result.tile_png)
         survey.storage.write(survey.key(concept_id, RESULT), json.dumps(result.to_record()).encode())
         checked.append({"collection_concept_id": concept_id, "incompatible_reason": result.incompatible_reason})
     survey.storage.write(survey.wave_key(wave, f"done/{call}"), json.dumps(checked).encode())

@@ -48,6 +48,8 @@ __all__ = [
     "netcdf4_grid",
     "netcdf4_mixed_groups",
     "netcdf4_swath",
+    "ramp_geotiff",
+    "ramp_grid",
     "scaled_local_projection_tiff",
     "striped_geotiff",
     "text_file",
@@ -541,6 +543,38 @@ def cog(directory: Path, name: str = "cog.tif", size: int = 2048) -> Path:
             OVERVIEWS="AUTO",
             OVERVIEW_RESAMPLING=Resampling.average.name.upper(),
         )
+    return path
+
+
+def ramp_grid(
+    directory: Path, name: str = "ramp.nc", low: float = -3.25, high: float = 41.5, lat: int = 8, lon: int = 16
+) -> Path:
+    """A CF netCDF-4 float32 grid ``ramp (lat, lon)`` rising from ``low`` (west) to ``high``
+    (east) and constant along latitude, so tile 0/0/0, which samples every column, sees exactly
+    ``low`` to ``high``."""
+    path = Path(directory) / name
+    with h5netcdf.File(path, "w") as root:
+        root.dimensions = {"lat": lat, "lon": lon}
+        _lat_lon(root, lat, lon)
+        values = np.tile(np.linspace(low, high, lon, dtype="float32"), (lat, 1))
+        variable = root.create_variable("ramp", ("lat", "lon"), "float32", data=values, fillvalue=np.float32(-999.0))
+        variable.attrs.update({"long_name": "west-east ramp", "units": "1"})
+    return path
+
+
+def ramp_geotiff(
+    directory: Path, name: str = "ramp.tif", low: float = -3.25, high: float = 41.5, bands: int = 1,
+    width: int = 16, height: int = 8,
+) -> Path:
+    """A float32 GeoTIFF over the world (EPSG:4326), each band rising from ``low`` (west) to
+    ``high`` (east) and constant along latitude, like ``ramp_grid``; nodata -9999."""
+    path = Path(directory) / name
+    values = np.tile(np.linspace(low, high, width, dtype="float32"), (bands, height, 1))
+    profile = {"driver": "GTiff", "width": width, "height": height, "count": bands, "dtype": "float32",
+               "crs": CRS.from_epsg(4326), "transform": from_bounds(-180.0, -90.0, 180.0, 90.0, width, height),
+               "nodata": -9999.0}  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dataset:
+        dataset.write(values)
     return path
 
 
