@@ -127,7 +127,8 @@ def test_setup_skips_bad_records_counts_them_and_makes_no_stray_key(world, tmp_p
     assert stats.describe_skipped() == (f"{len(BAD_IDS) + 11} bad records skipped (invalid_concept_id {len(BAD_IDS)}, "
                                         "invalid_granule_count 5, no_meta_or_umm 6)")  # fmt: skip
     keys = list(survey.storage.list(""))
-    assert sorted(keys) == sorted([f"{RUN}/survey.json"] + [survey.key(cid, MARKER) for cid in good])
+    assert sorted(keys) == sorted([f"{RUN}/survey.json", f"{RUN}/setup.json"] + [survey.key(cid, MARKER) for cid in good])
+    assert json.loads(survey.storage.read(f"{RUN}/setup.json"))["collections"] == len(good)
     assert not any(path.name != ".marker" and path.is_file() for path in (tmp_path / "store" / RUN / "collections").rglob("*"))
     scan = survey.scan()
     assert scan.markers == set(good) and not scan.attempts

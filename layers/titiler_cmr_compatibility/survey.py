@@ -323,8 +323,9 @@ class Survey:
         created = sum(self._each(write, new.values()))
         stats.created += created
         # The survey's size as of this setup, for pages made where no listing is affordable.
-        self.storage.write(f"{self.run}/{SETUP}", json.dumps(
-            {"collections": len(existing) + len(new), "written_at": _now(), **(manifest or {})}).encode())
+        if created or self.read_json(f"{self.run}/{SETUP}") is None:
+            self.storage.write(f"{self.run}/{SETUP}", json.dumps(
+                {"collections": len(existing) + len(new), "written_at": _now(), **(manifest or {})}).encode())
         stats.existing += len(new) - created  # written meanwhile by another setup
         stats.writing_seconds = time.monotonic() - writing
         stats.seconds = time.monotonic() - started
