@@ -17,7 +17,9 @@ from titiler_cmr_compatibility.check import check_collection
 from titiler_cmr_compatibility.formats import Backend
 from titiler_cmr_compatibility.result import Reason
 from titiler_cmr_compatibility.sample import files
+from titiler_cmr_compatibility.sample.cmr import cloud_links
 from titiler_cmr_compatibility.tiles import THUMBNAIL_BUDGET
+from titiler_cmr_compatibility.umm import NO_DIRECT_LINK, NOT_FIRST_FILE, SHARED_NAME
 from tests.support.images import png_size, thumbnail_png
 from tests.support.world import fixture_data_dir
 
@@ -286,6 +288,119 @@ def test_titiler_cmrs_rasterio_reader_takes_only_its_extensions(world, tmp_path,
         assert result.tile_png is None and result.thumbnail is None  # rendered, but no link shows it
         assert "rio-tiler renders this file" in result.error_message
         assert result.titiler_cmr_blocker == (f"the extension {name[3:]!r}" if "." in name else "links without an extension")
+
+
+# How titiler-cmr takes a granule's files. Each expectation is what titiler-cmr 1.1.2's own app
+# answered to the check's tiles URL on the same records and files served the same way (its
+# `TestClient` against this fake CMR and data host, obstore allowed plain http on loopback), and
+# what its own `Granule.get_assets` and readers did with the records (bench/titiler_cmr_assets.py).
+
+
+def serve(world, path, folder: str, name: str | None = None) -> str:
+    """`path` on the data host as /test-protected/<folder>/<name>; its https URL."""
+    url_path = f"/test-protected/{folder}/{name or path.name}"
+    world.data.add(url_path, path)
+    return world.data.url_for(url_path)
+
+
+def unnamed(world, concept_id: str) -> str:
+    """DataGranule names no file ("Not provided", as most DAACs write): titiler-cmr takes every link."""
+    world.cmr.granules[concept_id][0]["umm"]["DataGranule"]["ArchiveAndDistributionInformation"] = [{"Name": "Not provided"}]
+    return concept_id
+
+
+@pytest.mark.parametrize(("make", "formats", "renders"), [
+    (files.netcdf4_grid, ("netCDF-4",), "titiler-xarray renders sst of this file"),
+    (lambda d: files.cog(d, size=256), ("GeoTIFF",), "rio-tiler renders this file"),
+])  # fmt: skip
+def test_a_granule_with_https_links_only_is_refused_after_its_file_renders(world, tmp_path, make, formats, renders):
+    """As on-premises hosts give them. titiler-cmr 1.1.2 answered 200 with a PNG to the granule
+    linked as World.publish links it (https and s3), and 500 to the same granule with its https
+    link only: "2 validation errors for Asset: direct_href, ext: Field required" (Granule.get_assets
+    builds every file from both links). The check reads the same bytes either way: it renders the
+    file first, so the message says titiler-cmr would tile it."""
+    path = make(tmp_path)
+    linked = check(world, world.publish(path, formats=formats))
+    assert linked.tiling_compatible and linked.titiler_cmr_blocker is None, linked.error_message
+    https_only = check(world, world.publish(None, urls=[(serve(world, path, "onprem"), "GET DATA")], formats=formats))
+    assert https_only.incompatible_reason is Reason.FAILED_TO_EXTRACT_URL
+    assert https_only.titiler_cmr_blocker == NO_DIRECT_LINK == "files without a direct-access (s3) link"
+    assert "no GET DATA VIA DIRECT ACCESS (s3) link" in https_only.error_message
+    assert f"{renders}, so titiler-cmr would tile it if it accepted {NO_DIRECT_LINK}" in https_only.error_message
+    assert https_only.tiles_url is None and https_only.tile_png is None and https_only.thumbnail is None
+    assert https_only.rescale is None and https_only.backend is linked.backend
+    assert (https_only.bytes_read, https_only.data_requests) == (linked.bytes_read, linked.data_requests)
+
+
+def test_a_checksum_with_an_https_link_only_blocks_the_granule(world, tmp_path):
+    """ORNL's Daymet granules: the .nc has both links, its .nc.sha256 only an https one, and
+    DataGranule names no file. titiler-cmr 1.1.2's get_assets raised on all 10 real ones (Asset
+    "daymet_v4_daily_pr_dayl_1950.nc" lacks direct_href and ext), so it serves none of them."""
+    grid = files.netcdf4_grid(tmp_path)
+    checksum = tmp_path / "grid.nc.sha256"
+    checksum.write_text("0" * 64 + "\n")
+    urls = cloud_links(serve(world, grid, "ornl")) + [(serve(world, checksum, "ornl"), "GET DATA")]
+    concept_id = unnamed(world, world.publish(None, urls=urls))
+    result = check(world, concept_id)
+    assert result.incompatible_reason is Reason.FAILED_TO_EXTRACT_URL and result.titiler_cmr_blocker == NO_DIRECT_LINK
+    assert result.data_url.endswith("/grid.nc") and "Asset 'grid.nc' lacks direct_href, ext" in result.error_message
+
+
+def test_xarray_reads_the_granules_first_file_and_so_does_the_check(world, tmp_path):
+    """titiler-cmr's /xarray opens the granule's asset "0", its first file, not the check's best.
+    A grid listed first (other.h5, before the collection's netCDF): its app answered 200 with
+    `variables=chlor_a`, the variable of that first file, so the check judges that file."""
+    first = files.netcdf4_grid(tmp_path, "other.h5", ("chlor_a",))
+    urls = cloud_links(serve(world, first, "first")) + cloud_links(serve(world, files.netcdf4_grid(tmp_path), "first"))
+    result = check(world, world.publish(None, urls=urls))
+    assert result.tiling_compatible, result.error_message
+    assert result.data_url.endswith("/other.h5") and result.variable == "chlor_a" and "variables=chlor_a" in result.tiles_url
+    assert result.file_size == (tmp_path / "other.h5").stat().st_size
+
+
+@pytest.mark.parametrize(("first", "blocker", "reason_of_first"), [
+    ("readme.txt", NOT_FIRST_FILE, "unsupported_format"),
+    ("swath.h5", NOT_FIRST_FILE, "no_xy_dimensions"),
+])  # fmt: skip
+def test_when_the_first_file_does_not_render_the_granule_is_refused(world, tmp_path, first, blocker, reason_of_first):
+    """A text file, or a swath, listed before the grid. titiler-cmr's app answered 500 to the
+    check's URL for the grid's variable: "Unable to synchronously open file (file signature not
+    found)" (it opened readme.txt) and "No variable named 'sst'" (it opened swath.h5). The grid
+    renders, so the check says what titiler-cmr would have to accept."""
+    path = files.text_file(tmp_path, first) if first.endswith(".txt") else files.netcdf4_swath(tmp_path, first)
+    urls = cloud_links(serve(world, path, "first")) + cloud_links(serve(world, files.netcdf4_grid(tmp_path), "first"))
+    result = check(world, world.publish(None, urls=urls))
+    assert result.incompatible_reason is Reason.FAILED_TO_EXTRACT_URL and result.titiler_cmr_blocker == blocker
+    assert result.data_url.endswith("/grid.nc") and result.variable == "sst" and result.tiles_url is None
+    assert f'asset "0", {urls[0][0]}' in result.error_message and f"({reason_of_first}:" in result.error_message
+    assert "titiler-xarray renders sst" in result.error_message
+    assert opens_of(world) == 2  # the grid (its one open reused for the tile) and the first file
+
+
+def test_files_of_one_name_leave_titiler_cmr_the_last(world, tmp_path):
+    """GRACE/GRACE-FO (C2077042612-POCLOUD, 163 real granules): .nc, .tif and .txt of one name.
+    get_assets keys files by name without extension, the later link winning: asset "0" is the
+    .txt. titiler-cmr's /xarray answered 500 ("file signature not found"), and on the real
+    records its /rasterio finds no asset it takes (MissingAssets)."""
+    stem = "GRD-3_2002094-2002120_GRAC_JPLEM_BA01_0600_LND_v04"
+    made = {"nc": files.netcdf4_grid(tmp_path), "tif": files.cog(tmp_path, size=256), "txt": files.text_file(tmp_path)}
+    urls = [link for extension, path in made.items() for link in cloud_links(serve(world, path, "grace", f"{stem}.{extension}"))]
+    result = check(world, world.publish(None, urls=urls))
+    assert result.incompatible_reason is Reason.FAILED_TO_EXTRACT_URL and result.titiler_cmr_blocker == SHARED_NAME
+    assert result.data_url.endswith(f"{stem}.nc") and f"{stem}.txt, not" in result.error_message
+
+
+def test_a_checksum_listed_before_a_cog_is_passed_over_by_naming_the_files_asset(world, tmp_path):
+    """Without a regex titiler-cmr numbers the assets; its /rasterio default "0" is the checksum,
+    which it does not list (.md5), so without `assets` it raises InvalidAssetName. Asked with
+    `assets=1` its app answered 200 with a PNG."""
+    cog = files.cog(tmp_path, size=256)
+    checksum = tmp_path / "cog.tif.md5"
+    checksum.write_text("0123456789abcdef  cog.tif\n")
+    urls = cloud_links(serve(world, checksum, "md5")) + cloud_links(serve(world, cog, "md5"))
+    result = check(world, unnamed(world, world.publish(None, urls=urls, formats=("GeoTIFF",))))
+    assert result.tiling_compatible, result.error_message
+    assert result.assets == ["1"] and "&assets=1&" in result.tiles_url and "assets_regex" not in result.tiles_url
 
 
 def test_a_check_in_a_local_projection_renders_within_its_memory_bound(world, tmp_path):

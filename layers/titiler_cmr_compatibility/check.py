@@ -50,7 +50,19 @@ from .tiles import (
     tiles_url,
     warm_engines,
 )
-from .umm import CollectionInfo, GranuleInfo, read_granule
+from .umm import (
+    NO_DIRECT_LINK,
+    NO_HTTPS_LINK,
+    CollectionInfo,
+    DataLink,
+    GranuleInfo,
+    TitilerFile,
+    asset_of,
+    read_granule,
+    titiler_cmr_rasterio_file,
+    titiler_cmr_xarray_file,
+    unread_because,
+)
 from .variables import Candidate, candidates, explain
 
 log = logging.getLogger(__name__)
@@ -87,7 +99,8 @@ class _Progress:
     def __init__(self, result: CheckResult, report: Callable[[tuple[str, CheckResult]], None] | None = None):
         self.result = result
         self.report = report
-        self.remote: RemoteFile | None = None
+        self._remote: RemoteFile | None = None
+        self.opened: list[RemoteFile] = []  # every data file opened, for the bytes and requests
         self.started = time.monotonic()
         self.cmr: CMRClient | None = None
         self.failed_opens = 0  # data links that answered with an error before one opened
@@ -103,13 +116,23 @@ class _Progress:
         if self.report is not None:
             self.report((stage, self.finish(self.result.model_copy(deep=True))))
 
+    @property
+    def remote(self) -> RemoteFile | None:
+        """The data file being read now."""
+        return self._remote
+
+    @remote.setter
+    def remote(self, remote: RemoteFile | None) -> None:
+        self._remote = remote
+        if remote is not None and all(remote is not other for other in self.opened):
+            self.opened.append(remote)
+
     def finish(self, result: CheckResult | None = None) -> CheckResult:
         result = result or self.result
         result.duration_s = round(time.monotonic() - self.started, 3)
-        if self.remote is not None or self.failed_opens:
-            stats = self.remote.stats if self.remote is not None else None
-            result.bytes_read = stats.bytes_read if stats else 0
-            result.data_requests = (stats.requests if stats else 0) + self.failed_opens
+        if self.opened or self.failed_opens:
+            result.bytes_read = sum(remote.stats.bytes_read for remote in self.opened)
+            result.data_requests = sum(remote.stats.requests for remote in self.opened) + self.failed_opens
         if self.remote is not None:
             result.file_size = self.remote.size
         if self.cmr is not None:
@@ -270,6 +293,20 @@ def _check(
     if remote is None:
         return
 
+    backend = _backend_for(result, remote, info)
+    if backend is None:
+        return
+    result.backend = backend
+    if backend is Backend.RASTERIO:
+        _check_rasterio(progress, remote, granule_info, settings)
+    else:
+        open_link = partial(open_remote, auth=auth, settings=settings, deadline=deadline,
+                            s3_credentials_endpoint=credentials_endpoint)  # fmt: skip
+        _check_xarray_granule(progress, remote, granule_info, info, settings, open_link)
+
+
+def _backend_for(result: CheckResult, remote: RemoteFile, info: CollectionInfo) -> Backend | None:
+    """The engine for the file's first bytes; None (and the result failed) when there is none."""
     container = sniff(remote.head)
     result.container = container.value
     backend = BACKEND_FOR_CONTAINER.get(container)
@@ -278,14 +315,9 @@ def _check(
             result.fail(Reason.FORBIDDEN, "the data host answered with the Earthdata login page")
         else:
             said = f"; metadata format: {info.format!r}" if info.format else ""
-            message = UNSUPPORTED_CONTAINER_REASONS[container] + describe_mismatch(family, container)
+            message = UNSUPPORTED_CONTAINER_REASONS[container] + describe_mismatch(info.format_family, container)
             result.fail(Reason.UNSUPPORTED_FORMAT, message + said)
-        return
-    result.backend = backend
-    if backend is Backend.RASTERIO:
-        _check_rasterio(progress, remote, granule_info, settings)
-    else:
-        _check_xarray(progress, remote, granule_info.temporal, settings)
+    return backend
 
 
 def _collection_info(cmr: CMRClient, concept_id: str, given: dict | CollectionInfo | None) -> CollectionInfo | None:
@@ -349,20 +381,124 @@ def _check_rasterio(progress: _Progress, remote: RemoteFile, granule_info: Granu
         _fail_open(progress, error)
         return
     result.data_variables = bands
-    refused = rasterio_extension_refused(remote.url)
-    if refused is not None:  # its engines render it; titiler-cmr's reader never opens it
-        result.titiler_cmr_blocker = f"the extension {refused!r}" if refused else "links without an extension"
-        result.fail(Reason.UNSUPPORTED_FORMAT,
-                    f"titiler-cmr's rasterio reader accepts only links ending {', '.join(RASTERIO_EXTENSIONS)} "
-                    f"(case-sensitive), not {refused or 'no extension'!r}; rio-tiler renders this file, so "
-                    f"titiler-cmr would tile it if it accepted {refused or 'links without an extension'!r}")  # fmt: skip
-        return
     # One file of several (HLS: a band each): titiler-cmr is told which, by a key in its name.
     assets = asset_selector([link.url for link in granule_info.links], remote.url, granule_info.skipped)
+    regex, key = assets or (None, None)
+    reads = titiler_cmr_rasterio_file(granule_info, regex, key)
+    if assets is None and reads.incomplete is None and not _same_link(reads.href, remote.url):
+        # Its default asset "0" is another file (a sidecar listed first): name this file's own key.
+        own = asset_of(granule_info, remote.url)
+        named = titiler_cmr_rasterio_file(granule_info, None, own.key) if own is not None else None
+        if named is not None and _same_link(named.href, remote.url):
+            assets, reads = (None, own.key), named
+    if reads.incomplete is not None:
+        _refuse_unbuilt(progress, reads, granule_info, "rio-tiler renders this file")
+        return
+    own = asset_of(granule_info, remote.url, regex)
+    refused = rasterio_extension_refused(remote.url) if own is None or own.ext is None else (
+        None if own.ext in RASTERIO_EXTENSIONS else own.ext)  # fmt: skip
+    if refused is not None:  # its engines render it; titiler-cmr's reader never opens it
+        _refuse(progress, Reason.UNSUPPORTED_FORMAT,
+                f"titiler-cmr's rasterio reader accepts only links ending {', '.join(RASTERIO_EXTENSIONS)} "
+                f"(case-sensitive), not {refused or 'no extension'!r}; rio-tiler renders this file, so "
+                f"titiler-cmr would tile it if it accepted {refused or 'links without an extension'!r}",
+                f"the extension {refused!r}" if refused else "links without an extension")  # fmt: skip
+        return
+    if not _same_link(reads.href, remote.url):
+        blocker = unread_because(granule_info, remote.url)
+        instead = reads.refusal or f"reads {reads.href}"
+        _refuse(progress, Reason.FAILED_TO_EXTRACT_URL,
+                f"titiler-cmr's rasterio reader does not read this file of the granule ({instead}); rio-tiler "
+                f"renders it, so titiler-cmr would tile it if it accepted {blocker}", blocker)  # fmt: skip
+        return
     result.assets = [assets[1]] if assets else None
     url = tiles_url(settings.titiler_endpoint, Backend.RASTERIO, result.collection_concept_id, granule_info.temporal,
                     assets=assets, tile=tile)  # fmt: skip
     _compatible(progress, url, tile)
+
+
+def _same_link(href: str | None, url: str) -> bool:
+    return href is not None and href.strip() == url
+
+
+def _refuse(progress: _Progress, reason: Reason, message: str, blocker: str) -> None:
+    """A file titiler-cmr's engines render that titiler-cmr itself would not serve: no link, no
+    tile, and what titiler-cmr would have to accept (`titiler_cmr_blocker`)."""
+    result = progress.result
+    result.tiles_url = result.rescale = result.thumbnail = None
+    result.tile_png = None
+    result.titiler_cmr_blocker = blocker
+    result.fail(reason, message)
+
+
+def _refuse_unbuilt(progress: _Progress, reads: TitilerFile, granule_info: GranuleInfo, rendered: str) -> None:
+    """titiler-cmr cannot take the granule's files at all (`Granule.get_assets` raises, or finds
+    none): after the engines rendered the file, say so, and what it would have to accept."""
+    if reads.incomplete is not None:
+        blocker = NO_HTTPS_LINK if reads.incomplete.direct_href else NO_DIRECT_LINK
+    else:
+        blocker = unread_because(granule_info, progress.result.data_url or "")
+    _refuse(progress, Reason.FAILED_TO_EXTRACT_URL,
+            f"titiler-cmr 1.1.2 cannot take this granule's files: {reads.refusal}; {rendered}, so titiler-cmr "
+            f"would tile it if it accepted {blocker}", blocker)  # fmt: skip
+
+
+def _check_xarray_granule(
+    progress: _Progress,
+    remote: RemoteFile,
+    granule_info: GranuleInfo,
+    info: CollectionInfo,
+    settings: Settings,
+    open_link: Callable[[DataLink], RemoteFile],
+) -> None:
+    """titiler-cmr's /xarray route opens the granule's asset "0", whichever file that is: when it
+    is the file opened here (the usual case), that file decides; when it is another, that one
+    does, and the file opened here only says whether titiler-cmr would tile the granule if it
+    took it instead."""
+    temporal = granule_info.temporal
+    reads = titiler_cmr_xarray_file(granule_info)
+    if reads.href is None or _same_link(reads.href, remote.url):
+        _check_xarray(progress, remote, temporal, settings)
+        if reads.href is None and progress.result.tiling_compatible:
+            _refuse_unbuilt(progress, reads, granule_info,
+                            f"titiler-xarray renders {progress.result.variable} of this file")  # fmt: skip
+        return
+    start = progress.result
+    first = progress.result = start.model_copy(deep=True)
+    first.data_url, first.extension, first.backend, first.container = reads.href, extension_of(reads.href), None, None
+    try:
+        other = open_link(DataLink(reads.href.strip(), granule_info.access_type))
+    except DataAccessError as error:
+        other = None
+        progress.failed_opens += 1
+        first.fail(error.reason, str(error))
+    else:
+        progress.remote = other
+        backend = _backend_for(first, other, info)
+        if backend is Backend.XARRAY:
+            first.backend = backend
+            _check_xarray(progress, other, temporal, settings)
+            if first.tiling_compatible:
+                return
+        elif backend is not None:
+            first.fail(Reason.UNSUPPORTED_FORMAT,
+                       f"titiler-cmr's xarray reader opens it with h5netcdf, and it is {first.container}")  # fmt: skip
+    where = f"titiler-cmr's xarray reader opens the granule's asset \"0\", {reads.href}, not {remote.url}"
+    mine = progress.result = start.model_copy(deep=True)
+    progress.remote = remote
+    _check_xarray(progress, remote, temporal, settings)
+    if mine.tiling_compatible:
+        blocker = unread_because(granule_info, remote.url)
+        _refuse(progress, Reason.FAILED_TO_EXTRACT_URL,
+                f"{where}, and that file does not render ({first.incompatible_reason}: {first.error_message}); "
+                f"titiler-xarray renders {mine.variable} of {remote.url}, so titiler-cmr would tile it if it "
+                f"accepted {blocker}", blocker)  # fmt: skip
+        return
+    progress.result = first
+    progress.remote = other or remote
+    assert first.incompatible_reason is not None
+    first.fail(first.incompatible_reason,
+               f"{where}: {first.error_message} ({remote.url} does not render either: {mine.incompatible_reason})")
 
 
 def _check_xarray(progress: _Progress, remote: RemoteFile, temporal, settings: Settings) -> None:

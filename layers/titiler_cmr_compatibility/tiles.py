@@ -193,13 +193,14 @@ def tiles_url(
     variable: str | None = None,
     group: str | None = None,
     selectors: list[str] | None = None,
-    assets: tuple[str, str] | None = None,
+    assets: tuple[str | None, str] | None = None,
     tile: Rendered | None = None,
 ) -> str:
     """titiler-cmr 1.x: the backend is in the path; the granule is found again by its time.
 
     Its query parameters (titiler-cmr 1.1.2): `variables`, `group`, `sel` for /xarray;
-    `assets_regex` and `assets` (`assets`: the (regex, key) of `asset_selector`) for /rasterio;
+    `assets_regex` and `assets` (`assets`: the (regex, key) of `asset_selector`, or (None, key)
+    for a key titiler-cmr numbers itself) for /rasterio;
     and for both titiler's `rescale` ("low,high") and `colormap_name`, taken from the `tile`
     the check rendered, so the link shows what it showed."""
     x, y, z = TILE
@@ -213,7 +214,9 @@ def tiles_url(
         params.append(("group", group))
     params += [("sel", selector) for selector in selectors or ()]
     if assets:
-        params += [("assets_regex", assets[0]), ("assets", assets[1])]
+        regex, key = assets
+        params += [("assets_regex", regex)] if regex else []
+        params.append(("assets", key))
     if tile is not None and tile.rescale:
         params.append(("rescale", tile.rescale))
     if tile is not None and tile.colormap:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -9,7 +10,7 @@ from pathlib import PurePosixPath
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from .formats import FormatFamily, family_of_extension, normalise_format
+from .formats import RASTERIO_EXTENSIONS, FormatFamily, family_of_extension, normalise_format
 
 GET_DATA = "GET DATA"
 GET_DATA_DIRECT = "GET DATA VIA DIRECT ACCESS"
@@ -200,6 +201,13 @@ class GranuleInfo:
     temporal: tuple[str | None, str | None]
     s3_credentials_endpoint: str | None
     access_type: Literal["direct", "external"]
+    # What titiler-cmr reads the granule's files from: its GET DATA and GET DATA VIA DIRECT
+    # ACCESS links as (Type, URL), in record order, and the file names DataGranule lists.
+    asset_links: list[tuple[str, str]] = field(default_factory=list)
+    file_names: frozenset[str] | None = None
+
+    def titiler_cmr_assets(self, regex: str | None = None) -> list[TitilerAsset]:
+        return titiler_cmr_assets(self.asset_links, self.file_names, regex)
 
 
 def _is_sidecar(url: str) -> bool:
@@ -230,11 +238,14 @@ def read_granule(
     direct: list[str] = []
     external: list[str] = []
     skipped: list[str] = []
+    asset_links: list[tuple[str, str]] = []
     credentials_endpoint = None
     for related in map(_object, _list(umm.get("RelatedUrls"))):
         url, kind = related.get("URL"), related.get("Type")
         if not isinstance(url, str):
             continue
+        if kind in TITILER_ASSET_TYPES:
+            asset_links.append((kind, url))
         url = url.strip()
         scheme = urlparse(url).scheme.lower()
         if url.rstrip("/").endswith("/s3credentials"):
@@ -260,7 +271,17 @@ def read_granule(
         temporal=_temporal(umm),
         s3_credentials_endpoint=credentials_endpoint,
         access_type=used,
+        asset_links=asset_links,
+        file_names=_file_names(umm),
     )
+
+
+def _file_names(umm: dict[str, Any]) -> frozenset[str] | None:
+    """DataGranule's file names, "Not provided" left out; None when it names none (titiler-cmr
+    then takes every link)."""
+    entries = _list(_object(umm.get("DataGranule")).get("ArchiveAndDistributionInformation"))
+    names = {entry["Name"] for entry in map(_object, entries) if isinstance(entry.get("Name"), str)}
+    return frozenset(names - {"Not provided"}) or None
 
 
 def _temporal(umm: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -272,3 +293,152 @@ def _temporal(umm: dict[str, Any]) -> tuple[str | None, str | None]:
     single = _text(extent.get("SingleDateTime"))
     return single, single
 
+
+# ------------------------------------------------------------------------------------------------
+# How titiler-cmr 1.1.2 turns a granule's record into the file it reads. Restated from its source
+# (titiler/cmr/models.py `Granule.get_assets`, reader.py `MultiBaseGranuleReader` and
+# `XarrayGranuleReader`) and held to it by running its own code on real and generated records:
+#
+# - Only GET DATA and GET DATA VIA DIRECT ACCESS links count, and when DataGranule names files
+#   only links whose name (everything after the last "/", query included) it names.
+# - A link's key is its file name without the last extension (or the first match of
+#   `assets_regex`, and links it does not match are left out); links sharing a key are one asset,
+#   the later link of each Type winning. Without a regex the assets are then keyed "0", "1", ...
+# - Every asset becomes `Asset(direct_href, external_href, ext)`, all three required: the direct
+#   href and `ext` from the DIRECT ACCESS link, the external href from the GET DATA link. One
+#   asset without them and `get_assets` raises (pydantic's ValidationError), on both backends.
+# - /xarray opens asset "0" (its direct href with s3 access, else its external href).
+# - /rasterio lists the assets whose ext is empty or one of RASTERIO_EXTENSIONS (none listed:
+#   MissingAssets), reads the `assets` asked for or "0" (not listed: InvalidAssetName) and needs a
+#   media type for its ext (an empty ext has none: InvalidMediaType).
+
+TITILER_ASSET_TYPES = (GET_DATA_DIRECT, GET_DATA)
+
+# What titiler-cmr would have to accept to read the file the check rendered (`titiler_cmr_blocker`).
+NO_DIRECT_LINK = "files without a direct-access (s3) link"
+NO_HTTPS_LINK = "files without an https link"
+UNNAMED_FILE = "links to files DataGranule does not name"
+SHARED_NAME = "files told apart only by their extension"
+NOT_FIRST_FILE = "a data file that is not the granule's first"
+
+
+@dataclass(frozen=True)
+class TitilerAsset:
+    """One asset as titiler-cmr 1.1.2's `Granule.get_assets` builds it, before its `Asset` model
+    checks that all three fields are there."""
+
+    key: str
+    name: str  # the file name it was keyed by (no folder, no last extension)
+    direct_href: str | None = None
+    external_href: str | None = None
+    ext: str | None = None  # the DIRECT ACCESS link's extension, "." included ("" for none)
+
+    @property
+    def missing(self) -> list[str]:
+        return [name for name in ("direct_href", "external_href", "ext") if getattr(self, name) is None]
+
+    def href(self, access: Literal["direct", "external"]) -> str | None:
+        """The link titiler-cmr reads, with s3 access (`direct`) or without."""
+        return self.direct_href if access == "direct" else self.external_href
+
+
+def titiler_cmr_assets(
+    links: list[tuple[str, str]], file_names: frozenset[str] | None, regex: str | None = None
+) -> list[TitilerAsset]:
+    """`Granule.get_assets(regex)` of titiler-cmr 1.1.2 on (Type, URL) links in record order,
+    every asset kept, complete or not."""
+    found: dict[str, dict[str, str]] = {}
+    names: dict[str, str] = {}
+    for kind, url in links:
+        if kind not in TITILER_ASSET_TYPES:
+            continue
+        root, extension = os.path.splitext(url)
+        name = root.split("/")[-1]
+        if file_names is not None and name + extension not in file_names:
+            continue
+        if regex:
+            match = re.search(regex, name)
+            if match is None:
+                continue
+            key = match.group()
+        else:
+            key = name
+        fields = found.setdefault(key, {})
+        names[key] = name
+        if kind == GET_DATA_DIRECT:
+            fields["ext"] = extension
+            fields["direct_href"] = url
+        else:
+            fields["external_href"] = url
+    return [
+        TitilerAsset(key if regex else str(index), names[key], **fields)
+        for index, (key, fields) in enumerate(found.items())
+    ]
+
+
+@dataclass(frozen=True)
+class TitilerFile:
+    """The file titiler-cmr 1.1.2 reads for a tile of a granule, or why it reads none."""
+
+    href: str | None  # the link it reads
+    asset: TitilerAsset | None = None
+    refusal: str | None = None  # what it does instead, in its own terms
+    incomplete: TitilerAsset | None = None  # the asset get_assets raised on
+
+
+def _incomplete(assets: list[TitilerAsset]) -> TitilerFile | None:
+    asset = next((asset for asset in assets if asset.missing), None)
+    if asset is None:
+        return None
+    has = "a GET DATA VIA DIRECT ACCESS link" if asset.direct_href else "a GET DATA link"
+    lacks = "no GET DATA (https) link" if asset.direct_href else "no GET DATA VIA DIRECT ACCESS (s3) link"
+    return TitilerFile(None, asset, f"Granule.get_assets raises a ValidationError (Asset {asset.name!r} lacks "
+                                    f"{', '.join(asset.missing)}): the file has {has} and {lacks}", asset)  # fmt: skip
+
+
+def titiler_cmr_xarray_file(info: GranuleInfo) -> TitilerFile:
+    """What titiler-cmr 1.1.2's /xarray route reads of this granule: asset "0"."""
+    assets = info.titiler_cmr_assets()
+    refused = _incomplete(assets)
+    if refused is not None:
+        return refused
+    if not assets:
+        return TitilerFile(None, refusal="Granule.get_assets finds no asset, so assets['0'] is a KeyError")
+    return TitilerFile(assets[0].href(info.access_type), assets[0])
+
+
+def titiler_cmr_rasterio_file(info: GranuleInfo, regex: str | None = None, key: str | None = None) -> TitilerFile:
+    """What titiler-cmr 1.1.2's /rasterio route reads of this granule when asked with
+    `assets_regex=regex` (if any) and `assets=key` (if any; else its default, "0")."""
+    assets = info.titiler_cmr_assets(regex)
+    refused = _incomplete(assets)
+    if refused is not None:
+        return refused
+    listed = [asset for asset in assets if not asset.ext or asset.ext in RASTERIO_EXTENSIONS]
+    if not listed:
+        return TitilerFile(None, refusal="MissingAssets: no asset has a media type its rasterio reader takes")
+    wanted = key or "0"
+    asset = next((asset for asset in listed if asset.key == wanted), None)
+    if asset is None:
+        return TitilerFile(None, refusal=f"InvalidAssetName: {wanted!r} is not one of {[a.key for a in listed][:5]}")
+    if asset.ext not in RASTERIO_EXTENSIONS:
+        return TitilerFile(None, asset, f"InvalidMediaType: asset {wanted!r} has no media type (no extension)")
+    return TitilerFile(asset.href(info.access_type), asset)
+
+
+def asset_of(info: GranuleInfo, url: str, regex: str | None = None) -> TitilerAsset | None:
+    """The asset titiler-cmr builds on `url` (one of the granule's links), if any."""
+    return next((asset for asset in info.titiler_cmr_assets(regex)
+                 if (asset.href(info.access_type) or "").strip() == url.strip()), None)  # fmt: skip
+
+
+def unread_because(info: GranuleInfo, url: str) -> str:
+    """Why titiler-cmr reads another file than `url` (a data link of the granule): the blocker."""
+    root, extension = os.path.splitext(url)
+    name = root.split("/")[-1]
+    if info.file_names is not None and name + extension not in info.file_names:
+        return UNNAMED_FILE
+    sharing = [other for _kind, other in info.asset_links if os.path.splitext(other)[0].split("/")[-1] == name]
+    if len({os.path.splitext(other)[1] for other in sharing}) > 1:
+        return SHARED_NAME
+    return NOT_FIRST_FILE

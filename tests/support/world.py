@@ -15,7 +15,7 @@ from typing import Any
 from titiler_cmr_compatibility.settings import Settings
 from titiler_cmr_compatibility.umm import COLLECTION_ID
 
-from titiler_cmr_compatibility.sample.cmr import FakeCMR, make_collection, make_granule
+from titiler_cmr_compatibility.sample.cmr import FakeCMR, cloud_links, make_collection, make_granule
 from titiler_cmr_compatibility.sample.data import DataServer
 from titiler_cmr_compatibility.sample.server import LOOPBACK_SETTINGS
 
@@ -63,7 +63,9 @@ class World:
     ) -> str:
         """A new collection with one granule serving `content`; returns its concept id.
 
-        `urls` replaces the granule's links (e.g. ftp only, or none); `content=None` with
+        The granule links the file as a cloud DAAC's record does, https (GET DATA) and s3 (GET
+        DATA VIA DIRECT ACCESS): titiler-cmr 1.1.2 builds a file's asset from both. `urls`
+        replaces the granule's links (e.g. https only, ftp only, or none); `content=None` with
         `granule_count=0` makes a collection without granules.
         """
         number = next(_ids)
@@ -77,7 +79,7 @@ class World:
         if content is not None:
             self.data.add(path, content)
         if urls is None:
-            urls = [(self.data.url_for(path), "GET DATA")]
+            urls = cloud_links(self.data.url_for(path))
         self.cmr.collections.append(
             make_collection(concept_id, short_name, provider=provider, formats=formats, granule_count=granule_count)
         )

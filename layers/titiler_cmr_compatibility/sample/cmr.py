@@ -34,6 +34,7 @@ __all__ = [
     "MAX_PAGE_SIZE",
     "PAGING_DEPTH_LIMIT",
     "FakeCMR",
+    "cloud_links",
     "make_collection",
     "make_granule",
     "provider_item",
@@ -154,6 +155,13 @@ def make_collection(
         }
         meta["s3-links"] = [bucket_prefix]
     return {"meta": meta, "umm": umm}
+
+
+def cloud_links(url: str) -> list[tuple[str, str]]:
+    """A data file's links as a cloud DAAC's granule record gives them (``make_granule``'s
+    ``urls``): its https link (GET DATA), then its s3 link (GET DATA VIA DIRECT ACCESS) to the same
+    bucket and key, the https path's first part being the bucket. titiler-cmr 1.1.2 needs both."""
+    return [(url, "GET DATA"), ("s3:/" + urlsplit(url).path, "GET DATA VIA DIRECT ACCESS")]
 
 
 def make_granule(

@@ -5,8 +5,10 @@ providers ``DEMO`` and ``DEMO_CLOUD``, each with one to three granules whose fil
 the spot by ``sample.files``. They are samples, not NASA data, chosen so that one run shows the
 usual outcomes of the check: compatible netCDF-4 grids and GeoTIFFs, data found in a group,
 swaths and HDF-EOS grids without X/Y dimensions, formats titiler-cmr cannot read, a host that
-refuses the caller, and a collection without granules. ``expected`` says what the check should
-conclude for each one, so the demo (and its test) can show that it does.
+refuses the caller, a grid titiler-cmr's engines render but titiler-cmr cannot take (its granules
+have https links only, as on-premises hosts give them), and a collection without granules.
+``expected`` says what the check should conclude for each one, so the demo (and its test) can
+show that it does. Every other granule links its file as cloud DAACs do, https and s3.
 
 ``build_sample`` writes the files and the records; ``serve_sample`` serves them on 127.0.0.1
 with the same fake CMR and data server the tests use.
@@ -25,7 +27,7 @@ from typing import Any
 
 from ..result import CheckResult, Reason
 from . import files
-from .cmr import FakeCMR, make_collection, make_granule
+from .cmr import FakeCMR, cloud_links, make_collection, make_granule
 from .data import DataServer
 
 __all__ = ["COMPATIBLE", "SampleCatalog", "SampleServers", "build_sample", "outcome", "serve_sample"]
@@ -55,6 +57,9 @@ class _Sample:
     provider: str = PROVIDER
     processing_level: str = "3"
     protected: bool = False  # the data host wants an Earthdata token the demo does not have
+    # Granules link each file as cloud DAACs do, https and s3 (direct access); False: https only,
+    # as on-premises hosts do, which titiler-cmr 1.1.2 cannot take (it builds a file from both).
+    direct_links: bool = True
 
 
 _SAMPLES: tuple[_Sample, ...] = (
@@ -63,10 +68,16 @@ _SAMPLES: tuple[_Sample, ...] = (
         lambda folder, name: files.netcdf4_grid(folder, name, first_var_scalar=True, with_bounds=True),
         granules=3,
     ),
+    # This packed grid was linked like the others (and compatible) until the check modelled how
+    # titiler-cmr takes a granule's files; it now stands for the on-premises case: https links
+    # only. The engines still render it (the packed int16 still goes through them), but
+    # titiler-cmr 1.1.2's Granule.get_assets raises without a direct-access (s3) link, so no
+    # titiler-cmr URL shows it.
     _Sample(
-        "DEMO_SST_PACKED", "Sample analysed SST, packed int16 with scale_factor and add_offset", COMPATIBLE,
+        "DEMO_SST_PACKED", "Sample packed int16 SST on an on-premises host: https links only, no s3 link",
+        Reason.FAILED_TO_EXTRACT_URL,
         lambda folder, name: files.netcdf4_grid(folder, name, ("analysed_sst",), packed=True, chunks=(1, 45, 90)),
-        granules=2,
+        granules=2, direct_links=False,
     ),
     _Sample(
         "DEMO_LAND_COG", "Sample Cloud-Optimized GeoTIFF", COMPATIBLE,
@@ -163,7 +174,7 @@ def build_sample(directory: Path) -> SampleCatalog:
                 make_granule(
                     f"G{9_000_000 + 100 * number + index + 1}-{sample.provider}",
                     concept_id,
-                    [(url_path, "GET DATA")],
+                    cloud_links(url_path) if sample.direct_links else [(url_path, "GET DATA")],
                     (f"{day:%Y-%m-%d}T00:00:00Z", f"{day:%Y-%m-%d}T23:59:59Z"),
                     short_name=sample.short_name,
                     sizes={name: served[url_path].stat().st_size},
