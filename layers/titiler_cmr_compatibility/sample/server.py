@@ -226,6 +226,9 @@ def substring_matcher(path_contains: str | None) -> Matcher:
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # server_close() must not join handler threads (they may hang)
+    # socketserver listens with a backlog of 5: a survey's 32 checks connecting at once would
+    # overflow it, and a dropped connection attempt waits out TCP's retransmission (1, 3, 7 s...).
+    request_queue_size = 128
 
     def __init__(self, owner: LocalHTTPServer) -> None:
         self.owner = owner
