@@ -4,9 +4,7 @@ peak memory, and a 10,800-collection survey's price, next to the predecessor's 1
 Each sample collection (the demo's twelve: every usual outcome) is checked in a fresh process,
 over HTTP on 127.0.0.1, so the durations here leave out real network latency: the script also
 prices the same survey at a per-check duration you give (`--network-seconds`, default 10 s),
-which is what a check in us-west-2 against CMR and DAAC buckets takes in practice. A worker call
-overlaps CHECK_CONCURRENCY checks, so it holds its memory for ceil(BATCH_SIZE / CHECK_CONCURRENCY)
-checks' time for BATCH_SIZE collections (bench/survey.py --latency measures that overlap).
+which is what a check in us-west-2 against CMR and DAAC buckets takes in practice.
 
     .venv/bin/python bench/cost.py
 """
@@ -14,7 +12,6 @@ checks' time for BATCH_SIZE collections (bench/survey.py --latency measures that
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import sys
 import tempfile
@@ -40,7 +37,6 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=Settings(_env_file=None).batch_size)
     args = parser.parse_args()
     memory_mb = Settings(_env_file=None).lithops_runtime_memory
-    concurrency = Settings(_env_file=None).check_concurrency
     durations, peaks = [], []
     with tempfile.TemporaryDirectory() as tmp:
         catalog = build_sample(Path(tmp))
@@ -52,16 +48,13 @@ def main() -> None:
                 peaks.append(peak)
                 print(f"{concept_id:<22} {record['incompatible_reason'] or 'compatible':<22} {seconds:6.2f} s  peak {peak:5.0f} MB")
     mean = statistics.mean(durations)
-    print(f"\nmeasured here: mean {mean:.2f} s per check, peak memory {max(peaks):.0f} MB (the largest of these "
-          f"checks); bench/check.py measures the largest, a 7,200 x 14,400 grid")  # fmt: skip
-    print(f"worker memory: {memory_mb} MB (LITHOPS_RUNTIME_MEMORY), {args.batch_size} collections a call, "
-          f"{concurrency} checks at once\n")  # fmt: skip
+    print(f"\nmeasured: mean {mean:.2f} s per check, peak memory {max(peaks):.0f} MB (largest of the checks);"
+          f" bench/check.py: 295 MB on a 7,200 x 14,400 grid")  # fmt: skip
+    print(f"worker memory: {memory_mb} MB (LITHOPS_RUNTIME_MEMORY)\n")
     invocations = COLLECTIONS / args.batch_size
-    rounds = math.ceil(args.batch_size / concurrency)
     for label, seconds in (("as measured here", mean), (f"with {args.network_seconds:g} s of network per check", args.network_seconds)):
-        # A call holds its memory for its rounds of overlapped checks; the predecessor checked one at a time.
-        for name, mb, share in (("this tool", memory_mb, rounds / args.batch_size), ("predecessor", PREDECESSOR_MB, 1)):
-            gb_seconds = seconds * share * mb / 1024
+        for name, mb in (("this tool", memory_mb), ("predecessor", PREDECESSOR_MB)):
+            gb_seconds = seconds * mb / 1024
             cost = COLLECTIONS * gb_seconds * PRICE_GB_SECOND + invocations * PRICE_REQUEST
             print(f"{label:<32} {name:<12} {mb:>6} MB  {gb_seconds:8.2f} GB-s/collection  "
                   f"{COLLECTIONS:,} collections: {COLLECTIONS * gb_seconds:>12,.0f} GB-s = ${cost:,.2f}")  # fmt: skip

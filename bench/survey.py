@@ -233,10 +233,6 @@ def bench_throughput(count: int, workdir: Path, data_latency: float = 0.0, cmr_l
         return outcome
 
 
-# Today's path, before calls overlapped their checks: 1,024 MB workers, 4 collections a call.
-TODAY_WORKER_MB = 1024
-
-
 def import_seconds() -> float:
     """What a fresh worker process pays before its first check: importing the check's engines."""
     import subprocess
@@ -259,7 +255,7 @@ def compare_paths(count: int, workdir: Path, latencies: list[tuple[float, float]
     from titiler_cmr_compatibility.serverless import WORKER_BASE_MB
 
     start = import_seconds()
-    today_memory = TODAY_WORKER_MB
+    today_memory = Settings.model_fields["lithops_runtime_memory"].default
     new_memory = WORKER_BASE_MB + concurrency * check_memory_mb
     print(f"a fresh worker imports the engines in {start:.1f} s (paid by every Lithops localhost call, and by a "
           f"Lambda worker's cold start)")  # fmt: skip
@@ -284,12 +280,9 @@ def main() -> None:
     parser.add_argument("--latency", action="append", default=[], metavar="DATA,CMR",
                         help="seconds per data and per CMR request for a today/new comparison (repeatable), "
                              "e.g. 0,0 0.1,0.3 0.5,1.5")
-    parser.add_argument("--batch-size", type=int, default=Settings.model_fields["batch_size"].default,
-                        help="the new path's collections per call (default: the settings')")
-    parser.add_argument("--concurrency", type=int, default=Settings.model_fields["check_concurrency"].default,
-                        help="the new path's checks at once per call (default: the settings')")
-    parser.add_argument("--check-memory", type=int, default=Settings.model_fields["check_memory_mb"].default,
-                        help="MB per check for the new path's Lambda model (default: the settings')")
+    parser.add_argument("--batch-size", type=int, default=16, help="the new path's collections per call")
+    parser.add_argument("--concurrency", type=int, default=8, help="the new path's checks at once per call")
+    parser.add_argument("--check-memory", type=int, default=320, help="MB per check for the new path's Lambda model")
     args = parser.parse_args()
     if args.latency:
         with tempfile.TemporaryDirectory() as tmp:

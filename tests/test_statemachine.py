@@ -156,11 +156,11 @@ def test_workers_that_never_start_end_with_terminal_records(world, tmp_path, mon
 def test_a_runtime_deployed_with_other_memory_fails_the_launch_with_the_fix(world, tmp_path, monkeypatch):
     publish_collections(world, tmp_path)
     with harness(monkeypatch, world.cmr) as aws:
-        aws.deploy_runtime(memory=1769)  # the stack says 5376
+        aws.deploy_runtime(memory=1769)  # the stack says 1024
         description = aws.run({"run": "sfn-5", "poll_seconds": 0})
         assert description["status"] == "FAILED"
         cause = json.dumps(description["failures"])
-        assert "RuntimeNotDeployed" in cause and "5376 MB" in cause and "lithops runtime deploy" in cause
+        assert "RuntimeNotDeployed" in cause and "1024 MB" in cause and "lithops runtime deploy" in cause
         assert aws.recorder.sizes == []  # nothing was invoked
 
 
@@ -212,10 +212,9 @@ def test_no_credential_travels_to_the_workers():
 
 
 def test_a_call_must_fit_its_collections_checks_in_a_worker():
-    check_worker_budget(Settings(_env_file=None, check_timeout=200, batch_size=4, check_concurrency=1))  # 860 s of 895
+    check_worker_budget(Settings(_env_file=None, check_timeout=200, batch_size=4))  # 860 s of 895
     with pytest.raises(ConfigurationError, match="lower CheckTimeout to at most 208 s"):
-        check_worker_budget(Settings(_env_file=None, check_timeout=840, batch_size=4, check_concurrency=1))
-    check_worker_budget(Settings(_env_file=None, check_timeout=200))  # the defaults: 32 collections, 16 at a time
+        check_worker_budget(Settings(_env_file=None, check_timeout=840, batch_size=4))
     # Checks overlapped: 16 collections 8 at a time are two rounds, in time and memory.
     check_worker_budget(Settings(_env_file=None, check_timeout=200, batch_size=16, check_concurrency=8,
                                  check_memory_mb=320, lithops_runtime_memory=2816))  # fmt: skip

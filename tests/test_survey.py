@@ -222,29 +222,24 @@ def test_full_local_survey(populated, tmp_path):
 
 
 def test_a_call_overlaps_its_checks_and_they_decide_as_alone(world, tmp_path):
-    """Nine checks of one call at once, on a data host 0.3 s away, one of them on a file that never
-    comes: they wait on it together, the one runs out of its own time, and every verdict and every
-    byte read is what checking them one by one gives."""
+    """Eight checks of one call at once, on a data host 0.3 s away: they wait on it together, and
+    every verdict and every byte read is what checking them one by one gives."""
     ids = [world.publish(make(tmp_path, f"f{index}")) for index, make in enumerate(
         [lambda d, n: files.netcdf4_grid(d, f"{n}.nc"), lambda d, n: files.cog(d, f"{n}.tif", size=256),
          lambda d, n: files.text_file(d, f"{n}.txt"), lambda d, n: files.netcdf4_swath(d, f"{n}.nc")] * 2)]
-    hanging = world.publish(files.netcdf4_grid(tmp_path, "hangs.nc"))  # a check that runs out of time
-    world.data.hang(world.data_path(hanging))
-    ids.append(hanging)
     world.data.add_latency(0.3)
     outcomes, waiting = {}, {}
     for concurrency in (1, 8):
         world.data.most_delayed_at_once = 0
         survey = Survey(open_storage(tmp_path / f"store{concurrency}"), RUN)
         setup(world, survey)
-        settings = {**worker_settings(world), "check_concurrency": concurrency, "check_timeout": 8}
-        survey.run_loop(lithops_executor("localhost"), settings, batch_size=9, max_attempts=1)
+        survey.run_loop(lithops_executor("localhost"), {**worker_settings(world), "check_concurrency": concurrency},
+                        batch_size=8)  # fmt: skip
         rows = survey.compile_report()[0]["rows"]
         outcomes[concurrency] = {cid: (row["tiling_compatible"], row["incompatible_reason"], row["bytes_read"],
                                        row["data_requests"]) for cid, row in rows.items()}  # fmt: skip
         waiting[concurrency] = world.data.most_delayed_at_once
     assert set(outcomes[8]) == set(ids) and outcomes[8] == outcomes[1]
-    assert outcomes[8][hanging][1] == "timeout" and sum(outcome[0] for outcome in outcomes[8].values()) == 4
     # One check waits on one request at a time: the data host saw the call's checks wait together.
     assert waiting[1] == 1 and waiting[8] >= 4, waiting
 
@@ -252,9 +247,7 @@ def test_a_call_overlaps_its_checks_and_they_decide_as_alone(world, tmp_path):
 def test_a_call_budget_counts_its_checks_in_rounds():
     budget = CallBudget(check_timeout=100, overhead=60, start_grace=60, concurrency=4)
     assert [budget.seconds(n) for n in (1, 4, 5, 16)] == [160, 160, 260, 460]
-    # Settings' defaults fill what the workers' settings leave out: 3 checks are one round of 16.
-    assert CallBudget.of({"check_timeout": 10}).seconds(3) == 10 + Settings.model_fields["worker_overhead"].default
-    assert CallBudget.of({"check_timeout": 10, "check_concurrency": 1}).seconds(3) == 30 + Settings.model_fields["worker_overhead"].default
+    assert CallBudget.of({"check_timeout": 10}).seconds(3) == 3 * 10 + Settings.model_fields["worker_overhead"].default
 
 
 def test_full_survey_in_s3(populated, monkeypatch):

@@ -101,9 +101,9 @@ def _add_survey_arguments(parser: argparse.ArgumentParser, phase: str) -> None:
                             help="Lithops backend (default: the config file's, else localhost: processes here)")  # fmt: skip
         parser.add_argument("--lithops-config-file", type=Path, help="Lithops configuration (e.g. lithops.yaml)")
         parser.add_argument("--access-type", choices=["direct", "external"], help="see `check --help`")
-        parser.add_argument("--batch-size", type=_positive_int, help="collections per Lithops call (default 32)")
+        parser.add_argument("--batch-size", type=_positive_int, help="collections per Lithops call (default 16)")
         parser.add_argument("--check-concurrency", type=_positive_int,
-                            help="checks a call runs at once, each in its own process (default 16)")  # fmt: skip
+                            help="checks a call runs at once, each in its own process (default 8)")  # fmt: skip
         parser.add_argument("--timeout", type=_positive, help="seconds per collection check (default 120)")
     if phase in ("run", "reprocess"):
         parser.add_argument("--max-attempts", type=_positive_int, default=3, help="attempts per collection (default 3)")

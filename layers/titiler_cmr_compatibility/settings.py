@@ -57,11 +57,11 @@ class Settings(BaseSettings):
     check_timeout: float = Field(120.0, gt=0, description="seconds for one collection check")
     data_request_timeout: float = Field(30.0, gt=0, description="seconds per data range request")
     check_memory_mb: int = Field(
-        320, ge=64, description="MB a check's process may add to the one that starts it (address space): "
-        "the largest measured check adds ~100 MB, and every benchmark case decides the same at 200"
+        640, ge=64, description="MB a check's process may add to the one that starts it: a 1024 MB "
+        "worker holds ~250 MB of engines, and the largest measured check adds ~100 MB"
     )
     check_concurrency: int = Field(
-        16, ge=1, le=64, description="checks a worker call runs at once, each in its own process: they "
+        1, ge=1, le=64, description="checks a worker call runs at once, each in its own process: they "
         "mostly wait on the network; a worker then needs room for this many check_memory_mb"
     )
     access_type: AccessType = Field(
@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     # The serverless app (environment of its Lambda functions, set by template.yaml).
     survey_store: str = Field("survey-output", description="a local directory or s3://bucket/prefix")
     max_attempts: int = Field(3, ge=1, description="attempts per collection before a terminal result")
-    batch_size: int = Field(32, ge=1, description="collections per Lithops call (two rounds of checks at once)")
+    batch_size: int = Field(4, ge=1, description="collections per Lithops call")
     # A call's budget is its checks' time plus this: Lithops stops a local call past it, and the
     # survey counts it as a failed attempt; in Lambda the function's timeout must leave room.
     worker_overhead: float = Field(
@@ -107,8 +107,7 @@ class Settings(BaseSettings):
     )
     lithops_runtime: str = "titiler-cmr-compat-worker"
     lithops_runtime_memory: int = Field(
-        5376, ge=128, description="MB per worker: its engines (256 MB) and check_concurrency checks of "
-        "check_memory_mb each"
+        1024, ge=128, description="MB per worker: 3.5x the largest measured check peak (295 MB)"
     )
     lithops_runtime_timeout: int = Field(900, ge=60, le=900, description="seconds per worker call")
     worker_concurrency: int = Field(
