@@ -57,15 +57,11 @@ lint: $(TOOLS)/sam/bin/sam $(TOOLS)/checkov/bin/checkov
 	$(LINT_ENV) $(TOOLS)/sam/bin/sam validate --lint --template template.yaml
 	$(LINT_ENV) $(TOOLS)/checkov/bin/checkov -f template.yaml --framework cloudformation --skip-download --compact --quiet
 
-## Benchmarks that print numbers (bytes read, requests, seconds, peak memory): all but bench/scale.py
-## (about an hour; see README).
+## Benchmarks that print numbers (bytes read, requests, seconds, peak memory).
 bench: $(BIN)/titiler-cmr-compat
 	$(BIN)/python bench/check.py
 	$(BIN)/python bench/storage.py
 	$(BIN)/python bench/survey.py
-	$(BIN)/python bench/survey.py --throughput 96 --latency 0,0 --latency 0.1,0.3 --latency 0.5,1.5
-	$(BIN)/python bench/aggregate.py
-	$(BIN)/python bench/cost.py
 	$(BIN)/python bench/report.py
 
 ## Hostile hosts, files and records: a table per class of cases, wall time, peak RSS, secrets found

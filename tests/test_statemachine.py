@@ -215,15 +215,6 @@ def test_a_call_must_fit_its_collections_checks_in_a_worker():
     check_worker_budget(Settings(_env_file=None, check_timeout=200, batch_size=4))  # 860 s of 895
     with pytest.raises(ConfigurationError, match="lower CheckTimeout to at most 208 s"):
         check_worker_budget(Settings(_env_file=None, check_timeout=840, batch_size=4))
-    # Checks overlapped: 16 collections 8 at a time are two rounds, in time and memory.
-    check_worker_budget(Settings(_env_file=None, check_timeout=200, batch_size=16, check_concurrency=8,
-                                 check_memory_mb=320, lithops_runtime_memory=2816))  # fmt: skip
-    with pytest.raises(ConfigurationError, match="lower CheckTimeout to at most 278 s"):
-        check_worker_budget(Settings(_env_file=None, check_timeout=300, batch_size=24, check_concurrency=8,
-                                     check_memory_mb=320, lithops_runtime_memory=2816))  # fmt: skip
-    with pytest.raises(ConfigurationError, match="raise LithopsRuntimeMemory to 2816 MB or run at most 2 at a time"):
-        check_worker_budget(Settings(_env_file=None, check_timeout=100, batch_size=16, check_concurrency=8,
-                                     check_memory_mb=320, lithops_runtime_memory=1024))  # fmt: skip
 
 
 def test_a_namespace_too_long_for_lambda_function_names_is_refused():

@@ -23,9 +23,8 @@ from titiler_cmr_compatibility.result import Reason
 from titiler_cmr_compatibility.sample import files
 from titiler_cmr_compatibility.sample.cmr import make_collection
 from titiler_cmr_compatibility.storage import open_storage
-from titiler_cmr_compatibility.settings import Settings
-from titiler_cmr_compatibility.survey import (GIVEN_UP, MARKER, RESULT, TILE, CallBudget, SetupDeadline, SetupTimeout,
-                                             Survey, check_call, lithops_executor)  # fmt: skip
+from titiler_cmr_compatibility.survey import (GIVEN_UP, MARKER, RESULT, TILE, SetupDeadline, SetupTimeout, Survey,
+                                             check_call, lithops_executor)  # fmt: skip
 from titiler_cmr_compatibility.survey import worker_settings as survey_worker_settings
 from tests.support.aws import FlakyS3, moto_server, point_boto3_at, s3_client
 from tests.support.fixtures import fixtures_dir, load_fixture_collections
@@ -219,35 +218,6 @@ def test_full_local_survey(populated, tmp_path):
     assert gamssa["kind"] == "became_compatible" and "variable 'crs' was tried" in gamssa["why"]
     assert changes[0]["both"] == len(set(read_table(PREDECESSOR)) & survey.scan().results)
     assert PREDECESSOR.name.encode() in (tmp_path / "store" / RUN / "report" / "report.html").read_bytes()
-
-
-def test_a_call_overlaps_its_checks_and_they_decide_as_alone(world, tmp_path):
-    """Eight checks of one call at once, on a data host 0.3 s away: they wait on it together, and
-    every verdict and every byte read is what checking them one by one gives."""
-    ids = [world.publish(make(tmp_path, f"f{index}")) for index, make in enumerate(
-        [lambda d, n: files.netcdf4_grid(d, f"{n}.nc"), lambda d, n: files.cog(d, f"{n}.tif", size=256),
-         lambda d, n: files.text_file(d, f"{n}.txt"), lambda d, n: files.netcdf4_swath(d, f"{n}.nc")] * 2)]
-    world.data.add_latency(0.3)
-    outcomes, waiting = {}, {}
-    for concurrency in (1, 8):
-        world.data.most_delayed_at_once = 0
-        survey = Survey(open_storage(tmp_path / f"store{concurrency}"), RUN)
-        setup(world, survey)
-        survey.run_loop(lithops_executor("localhost"), {**worker_settings(world), "check_concurrency": concurrency},
-                        batch_size=8)  # fmt: skip
-        rows = survey.compile_report()[0]["rows"]
-        outcomes[concurrency] = {cid: (row["tiling_compatible"], row["incompatible_reason"], row["bytes_read"],
-                                       row["data_requests"]) for cid, row in rows.items()}  # fmt: skip
-        waiting[concurrency] = world.data.most_delayed_at_once
-    assert set(outcomes[8]) == set(ids) and outcomes[8] == outcomes[1]
-    # One check waits on one request at a time: the data host saw the call's checks wait together.
-    assert waiting[1] == 1 and waiting[8] >= 4, waiting
-
-
-def test_a_call_budget_counts_its_checks_in_rounds():
-    budget = CallBudget(check_timeout=100, overhead=60, start_grace=60, concurrency=4)
-    assert [budget.seconds(n) for n in (1, 4, 5, 16)] == [160, 160, 260, 460]
-    assert CallBudget.of({"check_timeout": 10}).seconds(3) == 3 * 10 + Settings.model_fields["worker_overhead"].default
 
 
 def test_full_survey_in_s3(populated, monkeypatch):

@@ -101,9 +101,7 @@ def _add_survey_arguments(parser: argparse.ArgumentParser, phase: str) -> None:
                             help="Lithops backend (default: the config file's, else localhost: processes here)")  # fmt: skip
         parser.add_argument("--lithops-config-file", type=Path, help="Lithops configuration (e.g. lithops.yaml)")
         parser.add_argument("--access-type", choices=["direct", "external"], help="see `check --help`")
-        parser.add_argument("--batch-size", type=_positive_int, help="collections per Lithops call (default 16)")
-        parser.add_argument("--check-concurrency", type=_positive_int,
-                            help="checks a call runs at once, each in its own process (default 8)")  # fmt: skip
+        parser.add_argument("--batch-size", type=_positive_int, default=4, help="collections per Lithops call")
         parser.add_argument("--timeout", type=_positive, help="seconds per collection check (default 120)")
     if phase in ("run", "reprocess"):
         parser.add_argument("--max-attempts", type=_positive_int, default=3, help="attempts per collection (default 3)")
@@ -192,18 +190,18 @@ def _phase_checks(survey, args: argparse.Namespace, settings: Settings) -> None:
     # Leaving the executor stops local job processes still running (calls given up on).
     with _executor(args) as executor:
         if args.phase == "run":
-            survey.run_loop(executor, values, max_attempts=args.max_attempts, batch_size=settings.batch_size,
+            survey.run_loop(executor, values, max_attempts=args.max_attempts, batch_size=args.batch_size,
                             on_wave=lambda n, size: print(f"wave {n}: checking {size:,} pending collections"),
                             show_progress=True)  # fmt: skip
         elif args.phase == "reprocess" and args.reason:
-            waves = survey.reprocess_reason(args.reason, executor, values, args.max_attempts, settings.batch_size,
+            waves = survey.reprocess_reason(args.reason, executor, values, args.max_attempts, args.batch_size,
                                             show_progress=True)  # fmt: skip
             checked = waves[0].submitted if waves else 0
             print(f"reprocess: checked {checked:,} collections whose reason was {args.reason} again")
         else:
             work = survey.scan().launchable()
             print(f"{args.phase}: checking {len(work):,} pending collections")
-            survey.process(work, executor, values, settings.batch_size, show_progress=True)
+            survey.process(work, executor, values, args.batch_size, show_progress=True)
     if args.phase == "run":
         survey.compile_report()
     _print_status(survey)
@@ -397,8 +395,7 @@ def summary(result: CheckResult) -> str:
 def _settings(args: argparse.Namespace) -> Settings:
     """Settings from the environment, with the command line's flags on top (read once)."""
     flags = {"cmr_url": getattr(args, "cmr_url", None), "check_timeout": getattr(args, "timeout", None),
-             "access_type": getattr(args, "access_type", None), "batch_size": getattr(args, "batch_size", None),
-             "check_concurrency": getattr(args, "check_concurrency", None)}  # fmt: skip
+             "access_type": getattr(args, "access_type", None)}  # fmt: skip
     return Settings(**{key: value for key, value in flags.items() if value})
 
 

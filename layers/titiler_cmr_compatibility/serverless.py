@@ -18,7 +18,6 @@ queue that a 900 s invoker may not outlive, and it is sent as one remote-invoker
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -78,31 +77,16 @@ def lithops_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-# What a worker holds before its first check: the interpreter, the engines and Lithops (measured
-# ~250 MB); each check then forks a process that may add `check_memory_mb`.
-WORKER_BASE_MB = 256
-
-
 def check_worker_budget(settings: Settings) -> None:
-    """A call checks `batch_size` collections, `check_concurrency` at a time, each within
-    `check_timeout`, inside one worker's time (Lithops stops a call 5 s before the function's
-    timeout) and memory (each check running may take its whole `check_memory_mb`)."""
-    rounds = math.ceil(settings.batch_size / settings.check_concurrency)
-    needed = rounds * settings.check_timeout + settings.worker_overhead
+    """A call checks `batch_size` collections, each within `check_timeout`, inside one worker's
+    time (Lithops stops a call 5 s before the function's timeout)."""
+    needed = settings.batch_size * settings.check_timeout + settings.worker_overhead
     if needed > settings.lithops_runtime_timeout - 5:
         raise ConfigurationError(
-            f"a worker call checks {settings.batch_size} collections, {settings.check_concurrency} at a time, of up "
-            f"to {settings.check_timeout:g} s each (+{settings.worker_overhead:g} s to start): {needed:g} s, more than "
-            f"the worker's {settings.lithops_runtime_timeout - 5} s; lower CheckTimeout to at most "
-            f"{(settings.lithops_runtime_timeout - 5 - settings.worker_overhead) // rounds:g} s"
-        )
-    memory = WORKER_BASE_MB + settings.check_concurrency * settings.check_memory_mb
-    if memory > settings.lithops_runtime_memory:
-        raise ConfigurationError(
-            f"a worker runs {settings.check_concurrency} checks at a time of up to {settings.check_memory_mb} MB each "
-            f"besides its {WORKER_BASE_MB} MB: {memory} MB, more than its {settings.lithops_runtime_memory} MB; "
-            f"raise LithopsRuntimeMemory to {memory} MB or run at most "
-            f"{max(1, (settings.lithops_runtime_memory - WORKER_BASE_MB) // settings.check_memory_mb)} at a time"
+            f"a worker call checks {settings.batch_size} collections of up to {settings.check_timeout:g} s each "
+            f"(+{settings.worker_overhead:g} s to start): {needed:g} s, more than the worker's "
+            f"{settings.lithops_runtime_timeout - 5} s; lower CheckTimeout to at most "
+            f"{(settings.lithops_runtime_timeout - 5 - settings.worker_overhead) // settings.batch_size:g} s"
         )
 
 

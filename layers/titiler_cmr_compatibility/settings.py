@@ -60,10 +60,6 @@ class Settings(BaseSettings):
         640, ge=64, description="MB a check's process may add to the one that starts it: a 1024 MB "
         "worker holds ~250 MB of engines, and the largest measured check adds ~100 MB"
     )
-    check_concurrency: int = Field(
-        1, ge=1, le=64, description="checks a worker call runs at once, each in its own process: they "
-        "mostly wait on the network; a worker then needs room for this many check_memory_mb"
-    )
     access_type: AccessType = Field(
         "external",
         description="direct (s3://, only inside AWS us-west-2) or external (https)",

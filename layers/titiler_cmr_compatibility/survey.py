@@ -108,7 +108,6 @@ def worker_settings(settings, access_type: str | None = None) -> dict[str, Any]:
         "titiler_endpoint": settings.titiler_endpoint,
         "data_request_timeout": settings.data_request_timeout,
         "check_memory_mb": settings.check_memory_mb,
-        "check_concurrency": settings.check_concurrency,
         "token_hosts": settings.token_hosts,
         "allow_loopback_hosts": settings.allow_loopback_hosts,
     }
@@ -208,17 +207,15 @@ class CallBudget:
     check_timeout: float
     overhead: float
     start_grace: float
-    concurrency: int = 1
 
     @classmethod
     def of(cls, settings_values: dict[str, Any]) -> CallBudget:
         """From the workers' settings (`worker_settings`), the defaults for what they leave out."""
-        names = ("check_timeout", "worker_overhead", "start_grace", "check_concurrency")
+        names = ("check_timeout", "worker_overhead", "start_grace")
         return cls(*(settings_values.get(name, Settings.model_fields[name].default) for name in names))
 
     def seconds(self, collections: int) -> float:
-        """A call's checks run `concurrency` at a time, each within its own `check_timeout`."""
-        return math.ceil(collections / self.concurrency) * self.check_timeout + self.overhead
+        return collections * self.check_timeout + self.overhead
 
 
 def new_wave_id(now: float) -> str:
@@ -716,23 +713,17 @@ def check_call(
         raise RuntimeError(f"wave {wave} of run {run} has no record in {location}")
     settings = Settings(**record["settings"])
     auth = EarthdataAuth(settings)
-
-    def check_one(concept_id: str) -> dict[str, Any] | None:
+    checked = []
+    for concept_id, attempt in record["calls"][call]:
         marker = survey.read_json(survey.key(concept_id, MARKER))
         if marker is None:
-            return None
+            continue
         result = (check or check_collection)(concept_id, collection=CollectionInfo.from_marker(marker),
                                              settings=settings, auth=auth)  # fmt: skip
         if result.tile_png:  # first: result.json's arrival is what the aggregator acts on
             survey.storage.write(survey.key(concept_id, TILE), result.tile_png)
         survey.storage.write(survey.key(concept_id, RESULT), json.dumps(result.to_record()).encode())
-        return {"collection_concept_id": concept_id, "incompatible_reason": result.incompatible_reason}
-
-    # A check mostly waits on the network, each in a process of its own (sandbox.py): a call
-    # overlaps `check_concurrency` of them, so its engines' imports serve more checks per second.
-    batch = [concept_id for concept_id, _attempt in record["calls"][call]]
-    with ThreadPoolExecutor(max(1, min(settings.check_concurrency, len(batch)))) as pool:
-        checked = [entry for entry in pool.map(check_one, batch) if entry]
+        checked.append({"collection_concept_id": concept_id, "incompatible_reason": result.incompatible_reason})
     survey.storage.write(survey.wave_key(wave, f"done/{call}"), json.dumps(checked).encode())
     return {"call": call, "checked": checked}
 

@@ -396,9 +396,6 @@ class LocalHTTPServer:
         self._stats: dict[str, Stats] = {}
         self._faults: list[_Fault] = []
         self._answers: list[tuple[Matcher, Callable[[Request], Response]]] = []
-        self._delayed = 0
-        #: The most requests held in an injected delay at one moment: how many clients waited at once.
-        self.most_delayed_at_once = 0
         #: Tracebacks of exceptions raised by ``handle`` (answered as 500); tests can assert
         #: this is empty to catch bugs in the fakes themselves.
         self.errors: list[str] = []
@@ -499,10 +496,6 @@ class LocalHTTPServer:
             self._stats.clear()
 
     # ------------------------------------------------------------------------ fault injection
-    def add_latency(self, seconds: float) -> None:
-        """Every request waits ``seconds`` before it is answered: a host far away."""
-        self._delay_where(lambda request: True, seconds)
-
     def fail_next(self, n: int = 1, status: int = 503, path_contains: str | None = None) -> None:
         """Answer the next ``n`` matching requests with ``status`` (429 adds ``Retry-After: 0``)."""
         self._add_fault(_Fault("status", substring_matcher(path_contains), n, status=status))
@@ -571,16 +564,8 @@ class LocalHTTPServer:
             elif request.method == "HEAD":
                 stats.head_requests += 1
         delay, fault = self._take_faults(request)
-        if delay:
-            with self._lock:
-                self._delayed += 1
-                self.most_delayed_at_once = max(self.most_delayed_at_once, self._delayed)
-            try:
-                if self._stopping.wait(delay):
-                    return None
-            finally:
-                with self._lock:
-                    self._delayed -= 1
+        if delay and self._stopping.wait(delay):
+            return None
         if fault is not None:
             if fault.kind == "drop":
                 return None
